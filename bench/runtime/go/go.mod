@@ -1,0 +1,3 @@
+module remorabench
+
+go 1.19

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctx.c - the switch wrapper around ctx_<arch>.S: new G contexts, the red
+ * zone check at switch-out, and the ASan/TSan fiber annotations that let the
+ * sanitizers follow a G from stack to stack and thread to thread.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "runtime/internal.h"
+
+#if defined(REMORA_ASAN)
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if defined(REMORA_TSAN)
+#include <sanitizer/tsan_interface.h>
+#endif
+
+void rt__ctx_trampoline(void);
+
+void rt__ctx_make(rt__ctx_t *ctx, void *sp, rt__g_t *g)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    uintptr_t top = (uintptr_t)sp & ~(uintptr_t)15;
+    ctx->regs[0] = top;
+    ctx->regs[1] = (uint64_t)(uintptr_t)rt__ctx_trampoline;
+#if defined(__x86_64__)
+    ctx->regs[4] = (uint64_t)(uintptr_t)g; /* r12 */
+#elif defined(__aarch64__)
+    ctx->regs[2] = (uint64_t)(uintptr_t)g; /* x19 */
+#else
+#error "remora runtime: no context switch for this architecture"
+#endif
+}
+
+void rt__switch(rt__m_t *m, rt__g_t *from, rt__g_t *to, bool from_dying)
+{
+    rt__ctx_t *fctx = from ? &from->ctx : &m->g0ctx;
+    rt__ctx_t *tctx = to ? &to->ctx : &m->g0ctx;
+
+    if (from && !from->guarded)
+        rt__stack_check(from);
+#if defined(REMORA_ASAN)
+    void **save = from_dying ? NULL : (from ? &from->san_fake_stack : &m->san_fake_stack);
+    const void *lo = to ? (const void *)to->stack_lo : (const void *)m->g0_stack_lo;
+    size_t size = to ? (size_t)(to->stack_hi - to->stack_lo) : m->g0_stack_size;
+    __sanitizer_start_switch_fiber(save, lo, size);
+#endif
+#if defined(REMORA_TSAN)
+    __tsan_switch_to_fiber(to ? to->san_fiber : m->san_fiber, 0);
+#endif
+    (void)from_dying;
+    rt__ctx_switch(fctx, tctx);
+    /* Resumed, perhaps on another M: `m` is stale for a G. */
+#if defined(REMORA_ASAN)
+    __sanitizer_finish_switch_fiber(from ? from->san_fake_stack : m->san_fake_stack, NULL, NULL);
+#endif
+}
+
+/* First thing a new G does: complete the switch that started it. */
+void rt__san_g_started(void)
+{
+#if defined(REMORA_ASAN)
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+}
+
+void rt__san_g_create(rt__g_t *g)
+{
+#if defined(REMORA_TSAN)
+    if (!g->san_fiber)
+        g->san_fiber = __tsan_create_fiber(0);
+#else
+    (void)g;
+#endif
+}
+
+void rt__san_g_destroy(rt__g_t *g)
+{
+#if defined(REMORA_TSAN)
+    if (g->san_fiber) {
+        __tsan_destroy_fiber(g->san_fiber);
+        g->san_fiber = NULL;
+    }
+#else
+    (void)g;
+#endif
+}
+
+void rt__san_m_init(rt__m_t *m)
+{
+    pthread_attr_t attr;
+    void *addr = NULL;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &addr, &size);
+        pthread_attr_destroy(&attr);
+    }
+    m->g0_stack_lo = addr;
+    m->g0_stack_size = size;
+#if defined(REMORA_TSAN)
+    m->san_fiber = __tsan_get_current_fiber();
+#endif
+}

@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * netpoll.c - the network poller: netfds registered once with epoll in
+ * edge-triggered mode, and Gs parked until an fd is ready or a deadline
+ * passes (Go's netpoll.go + netpoll_epoll.go).
+ *
+ * Each netfd has, per direction, either a `ready` flag (an edge arrived with
+ * nobody waiting) or one waiting G (its wait record lives on that G's stack).
+ * `lock` (spin) protects both. A waiter that finds `ready` set consumes it and
+ * retries its syscall instead of parking, so an edge that arrives between a
+ * read's EAGAIN and the park is never lost. Spurious readiness is harmless:
+ * the caller retries, gets EAGAIN and waits again.
+ *
+ * The deadline timer is armed after the G's context is saved but before the
+ * netfd lock is released (rt__park's fn-then-unlock order), so the timer and
+ * the poller race only under the lock, and whoever clears the waiter readies
+ * the G exactly once with its result (RT_OK, RT_ETIMEDOUT, RT_ECLOSED).
+ *
+ * Netfds are type-stable: recycled through a free list, freed only when
+ * rt_run returns, so an event harvested by one M for a netfd another M just
+ * closed touches valid memory (and at worst sets a spurious ready flag).
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "runtime/internal.h"
+
+typedef struct nwait {
+    rt__g_t *g;
+    int res;
+    rt_netfd_t *nfd;
+    bool write;
+    rt_time_t deadline;
+    rt__timer_t timer;
+} nwait_t;
+
+struct rt_netfd {
+    _Atomic uint32_t lock;
+    int fd;
+    bool closing, rd_ready, wr_ready;
+    nwait_t *rwait, *wwait;
+    rt_netfd_t *next_free;
+};
+
+#define CHUNK 128
+
+static struct {
+    _Atomic uint32_t lock;
+    rt_netfd_t *free;
+    void **chunks;
+    size_t nchunks;
+    _Atomic int32_t waiters;
+} np;
+
+void rt__netpoll_init(void)
+{
+    rt__sched.epfd = epoll_create1(EPOLL_CLOEXEC);
+    RT_CHECK(rt__sched.epfd >= 0, "epoll_create1 failed");
+    rt__sched.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    RT_CHECK(rt__sched.wakefd >= 0, "eventfd failed");
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = NULL};
+    RT_CHECK(epoll_ctl(rt__sched.epfd, EPOLL_CTL_ADD, rt__sched.wakefd, &ev) == 0,
+             "epoll_ctl(eventfd) failed");
+    np.free = NULL;
+    np.chunks = NULL;
+    np.nchunks = 0;
+    atomic_store(&np.waiters, 0);
+}
+
+void rt__netpoll_shutdown(void)
+{
+    close(rt__sched.epfd);
+    close(rt__sched.wakefd);
+    for (size_t i = 0; i < np.nchunks; i++)
+        free(np.chunks[i]);
+    free(np.chunks);
+    np.chunks = NULL;
+    np.nchunks = 0;
+    np.free = NULL;
+}
+
+bool rt__netpoll_has_waiters(void)
+{
+    return atomic_load_explicit(&np.waiters, memory_order_relaxed) > 0;
+}
+
+void rt__netpoll_break(void)
+{
+    uint32_t zero = 0;
+    if (!atomic_compare_exchange_strong(&rt__sched.poll_wakeup_pending, &zero, 1))
+        return;
+    uint64_t one = 1;
+    ssize_t rc = write(rt__sched.wakefd, &one, sizeof(one));
+    (void)rc;
+}
+
+static rt__g_t *take_waiter(nwait_t **slot, int res, rt__g_t *list)
+{
+    nwait_t *w = *slot;
+    if (!w)
+        return list;
+    *slot = NULL;
+    w->res = res;
+    atomic_fetch_sub_explicit(&np.waiters, 1, memory_order_relaxed);
+    w->g->schedlink = list;
+    return w->g;
+}
+
+rt__g_t *rt__netpoll(rt_time_t until, uint32_t *count)
+{
+    struct epoll_event events[128];
+    rt_time_t timeout = 0;
+    if (until == RT_FOREVER)
+        timeout = -1;
+    else if (until != RT_NOWAIT) {
+        timeout = until - rt_now();
+        if (timeout < 0)
+            timeout = 0;
+    }
+    if (timeout != 0)
+        atomic_fetch_add_explicit(&rt__sched.netpoll_waits, 1, memory_order_relaxed);
+    int n = rt__sys_epoll_wait(rt__sched.epfd, events, (int)RT_ARRAY_LEN(events), timeout);
+    atomic_store_explicit(&rt__sched.last_poll, rt_now(), memory_order_relaxed);
+    rt__g_t *list = NULL;
+    uint32_t cnt = 0;
+    for (int i = 0; i < n; i++) {
+        rt_netfd_t *nfd = events[i].data.ptr;
+        uint32_t ev = events[i].events;
+        if (!nfd) {
+            uint64_t v;
+            ssize_t rc = read(rt__sched.wakefd, &v, sizeof(v));
+            (void)rc;
+            atomic_store(&rt__sched.poll_wakeup_pending, 0);
+            continue;
+        }
+        rt__spin_lock(&nfd->lock);
+        if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+            if (nfd->rwait) {
+                list = take_waiter(&nfd->rwait, RT_OK, list);
+                cnt++;
+            } else {
+                nfd->rd_ready = true;
+            }
+        }
+        if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+            if (nfd->wwait) {
+                list = take_waiter(&nfd->wwait, RT_OK, list);
+                cnt++;
+            } else {
+                nfd->wr_ready = true;
+            }
+        }
+        rt__spin_unlock(&nfd->lock);
+    }
+    if (cnt)
+        atomic_fetch_add_explicit(&rt__sched.netpoll_wakeups, cnt, memory_order_relaxed);
+    *count = cnt;
+    return list;
+}
+
+static rt_netfd_t *netfd_alloc(void)
+{
+    rt__spin_lock(&np.lock);
+    if (!np.free) {
+        rt_netfd_t *chunk = rt_xcalloc(CHUNK, sizeof(*chunk));
+        np.chunks = rt_xrealloc(np.chunks, (np.nchunks + 1) * sizeof(*np.chunks));
+        np.chunks[np.nchunks++] = chunk;
+        for (int i = 0; i < CHUNK; i++) {
+            chunk[i].next_free = np.free;
+            np.free = &chunk[i];
+        }
+    }
+    rt_netfd_t *nfd = np.free;
+    np.free = nfd->next_free;
+    rt__spin_unlock(&np.lock);
+    return nfd;
+}
+
+int rt_netfd_open(int fd, rt_netfd_t **out)
+{
+    if (!rt__getm() || fd < 0)
+        return fd < 0 ? RT_EINVAL : RT_ESTATE;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        return -rt_errno();
+    rt_netfd_t *nfd = netfd_alloc();
+    rt__spin_lock(&nfd->lock);
+    nfd->fd = fd;
+    nfd->closing = nfd->rd_ready = nfd->wr_ready = false;
+    nfd->rwait = nfd->wwait = NULL;
+    rt__spin_unlock(&nfd->lock);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.ptr = nfd};
+    if (epoll_ctl(rt__sched.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        int err = -rt_errno();
+        rt__spin_lock(&np.lock);
+        nfd->next_free = np.free;
+        np.free = nfd;
+        rt__spin_unlock(&np.lock);
+        return err;
+    }
+    *out = nfd;
+    return RT_OK;
+}
+
+int rt_netfd_fd(const rt_netfd_t *nfd)
+{
+    return nfd->fd;
+}
+
+void rt_netfd_close(rt_netfd_t *nfd)
+{
+    if (!nfd)
+        return;
+    rt__spin_lock(&nfd->lock);
+    nfd->closing = true;
+    rt__g_t *list = take_waiter(&nfd->rwait, RT_ECLOSED, NULL);
+    list = take_waiter(&nfd->wwait, RT_ECLOSED, list);
+    int fd = nfd->fd;
+    nfd->fd = -1;
+    rt__spin_unlock(&nfd->lock);
+    while (list) {
+        rt__g_t *next = list->schedlink;
+        rt__ready(list, false);
+        list = next;
+    }
+    epoll_ctl(rt__sched.epfd, EPOLL_CTL_DEL, fd, NULL);
+    close(fd);
+    rt__spin_lock(&np.lock);
+    nfd->next_free = np.free;
+    np.free = nfd;
+    rt__spin_unlock(&np.lock);
+}
+
+static void on_deadline(rt__timer_t *t, void *arg)
+{
+    nwait_t *w = arg;
+    rt_netfd_t *nfd = w->nfd;
+    (void)t;
+    rt__spin_lock(&nfd->lock);
+    nwait_t **slot = w->write ? &nfd->wwait : &nfd->rwait;
+    rt__g_t *g = *slot == w ? take_waiter(slot, RT_ETIMEDOUT, NULL) : NULL;
+    rt__spin_unlock(&nfd->lock);
+    if (g)
+        rt__ready(g, false);
+}
+
+/* Runs after the context switch, still under nfd->lock. */
+static bool arm_deadline(rt__g_t *g, void *arg)
+{
+    nwait_t *w = arg;
+    (void)g;
+    if (w->deadline != RT_FOREVER)
+        rt__timer_start(&w->timer, w->deadline, on_deadline, w);
+    return true;
+}
+
+static int netfd_wait(rt_netfd_t *nfd, bool write, rt_time_t deadline)
+{
+    rt__spin_lock(&nfd->lock);
+    if (nfd->closing) {
+        rt__spin_unlock(&nfd->lock);
+        return RT_ECLOSED;
+    }
+    bool *ready = write ? &nfd->wr_ready : &nfd->rd_ready;
+    if (*ready) {
+        *ready = false;
+        rt__spin_unlock(&nfd->lock);
+        return RT_OK;
+    }
+    if (deadline != RT_FOREVER && deadline <= rt_now()) {
+        rt__spin_unlock(&nfd->lock);
+        return deadline == RT_NOWAIT ? RT_EAGAIN : RT_ETIMEDOUT;
+    }
+    nwait_t w = {.g = rt__getg(), .res = 1, .nfd = nfd, .write = write, .deadline = deadline};
+    w.timer.index = -1;
+    RT_CHECK(w.g != NULL, "netpoll wait outside a G");
+    nwait_t **slot = write ? &nfd->wwait : &nfd->rwait;
+    RT_CHECK(*slot == NULL, "two Gs waiting on one netfd direction");
+    *slot = &w;
+    atomic_fetch_add_explicit(&np.waiters, 1, memory_order_relaxed);
+    rt__park(&nfd->lock, arm_deadline, &w);
+    if (deadline != RT_FOREVER)
+        rt__timer_stop(&w.timer);
+    return w.res;
+}
+
+int rt_wait_readable(rt_netfd_t *nfd, rt_time_t deadline)
+{
+    return netfd_wait(nfd, false, deadline);
+}
+
+int rt_wait_writable(rt_netfd_t *nfd, rt_time_t deadline)
+{
+    return netfd_wait(nfd, true, deadline);
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sys_linux.c - the syscalls the runtime makes, each in a noinline function
+ * returning -errno. errno lives in thread-local storage and compilers cache
+ * its address across calls; a G that parks may resume on another thread, so
+ * errno is read here, right after the call, and nowhere else (STYLE §II.3).
+ */
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/internal.h"
+
+ssize_t rt__sys_read(int fd, void *buf, size_t len)
+{
+    ssize_t n = read(fd, buf, len);
+    return n < 0 ? -errno : n;
+}
+
+ssize_t rt__sys_write(int fd, const void *buf, size_t len)
+{
+    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == ENOTSOCK)
+        n = write(fd, buf, len);
+    return n < 0 ? -errno : n;
+}
+
+int rt__sys_accept4(int fd, struct sockaddr_storage *ss, int flags)
+{
+    socklen_t len = sizeof(*ss);
+    int c = accept4(fd, (struct sockaddr *)ss, ss ? &len : NULL, flags);
+    return c < 0 ? -errno : c;
+}
+
+int rt__sys_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    return connect(fd, sa, len) < 0 ? -errno : 0;
+}
+
+int rt__sys_socket(int domain, int type, int proto)
+{
+    int fd = socket(domain, type, proto);
+    return fd < 0 ? -errno : fd;
+}
+
+int rt__sys_getsockopt_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -errno;
+    return -err;
+}
+
+int rt__sys_epoll_wait(int epfd, void *events, int max, rt_time_t timeout_ns)
+{
+    int n;
+    if (timeout_ns < 0) {
+        n = epoll_wait(epfd, events, max, -1);
+    } else if (timeout_ns == 0) {
+        n = epoll_wait(epfd, events, max, 0);
+    } else {
+        /* epoll_pwait2 takes a timespec: microsecond-class timer precision,
+         * where epoll_wait's milliseconds would make every sleep ~1 ms late. */
+        struct timespec ts = {.tv_sec = timeout_ns / RT_SEC, .tv_nsec = timeout_ns % RT_SEC};
+        n = epoll_pwait2(epfd, events, max, &ts, NULL);
+    }
+    return n < 0 ? -errno : n;
+}
+
+pid_t rt__sys_gettid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}

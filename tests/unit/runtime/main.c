@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - the test_runtime runner: adds every suite of suites.h and runs
+ * them with CK_ENV, so CK_RUN_SUITE / CK_VERBOSITY select and report.
+ */
+#include <check.h>
+#include <stdlib.h>
+
+#include "tests/unit/runtime/suites.h"
+
+typedef Suite *suite_ctor_fn(void);
+
+static suite_ctor_fn *const suite_ctors[] = {
+    suite_runtime_chan,  suite_runtime_select, suite_runtime_sched, suite_runtime_time,
+    suite_runtime_net,   suite_runtime_stack,  suite_runtime_sync,  suite_runtime_stats,
+};
+
+int main(void)
+{
+    SRunner *sr = srunner_create(NULL);
+    for (size_t i = 0; i < sizeof(suite_ctors) / sizeof(suite_ctors[0]); i++) {
+        srunner_add_suite(sr, suite_ctors[i]());
+    }
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

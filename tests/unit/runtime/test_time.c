@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_time.c - suite "runtime/time": timers of runtime/time.c: many
+ * sleepers wake in deadline order with bounded lateness, timer channels
+ * fire, freed timers stay silent, the clock helpers behave.
+ */
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/rt.h"
+#include "tests/support/th.h"
+#include "tests/unit/runtime/suites.h"
+
+/* ---- many sleepers ---- */
+
+#define SLEEP_SPAN_NS (200 * RT_MSEC)
+
+typedef struct sleeper_rec {
+    rt_time_t offset; /* deadline = start + offset */
+    rt_time_t deadline, called, woke;
+    rt_time_t due; /* max(deadline, called): the earliest it could wake */
+    uint64_t order;
+} sleeper_rec_t;
+
+typedef struct sleepers {
+    long n;
+    sleeper_rec_t *recs;
+    rt_chan_t *start; /* closed once every sleeper is spawned */
+    rt_time_t start_at;
+    _Atomic uint64_t order;
+    rt_waitgroup_t wg;
+    int wait_rc;
+} sleepers_t;
+
+static sleepers_t *sleepers_state;
+
+static void sleeper(void *arg)
+{
+    sleeper_rec_t *r = arg;
+    /*
+     * Spawning 10k Gs (stack faults, mappings) is not what is measured:
+     * every sleeper starts the clock only when all of them exist.
+     */
+    (void)rt_chan_recv(sleepers_state->start, NULL, RT_FOREVER);
+    r->deadline = sleepers_state->start_at + r->offset;
+    r->called = rt_now();
+    rt_sleep_until(r->deadline);
+    r->woke = rt_now();
+    r->order = atomic_fetch_add(&sleepers_state->order, 1);
+    rt_wg_done(&sleepers_state->wg);
+}
+
+static void sleepers_main(void *arg)
+{
+    sleepers_t *s = arg;
+    sleepers_state = s;
+    uint64_t rng = th_rand_init(1);
+    s->start = rt_chan_new(1, 0);
+    rt_wg_add(&s->wg, s->n);
+    for (long i = 0; i < s->n; i++) {
+        s->recs[i].offset = (rt_time_t)(th_rand(&rng) % (uint64_t)SLEEP_SPAN_NS);
+        th_go(sleeper, &s->recs[i]);
+        if (i % 256 == 255) {
+            rt_yield(); /* a cooperative spawner */
+        }
+    }
+    s->start_at = rt_now();
+    rt_chan_close(s->start);
+    s->wait_rc = th_wg_wait_until(&s->wg, rt_deadline_in(th_slack(30 * RT_SEC)));
+    if (s->wait_rc == RT_OK) {
+        rt_chan_free(s->start);
+    }
+}
+
+static int cmp_due(const void *a, const void *b)
+{
+    const sleeper_rec_t *x = a, *y = b;
+    return (x->due > y->due) - (x->due < y->due);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+START_TEST(test_time_sleepers_wake_in_deadline_order)
+{
+    sleepers_t s;
+    memset(&s, 0, sizeof(s));
+    s.n = th_scaled(10000);
+    s.recs = calloc((size_t)s.n, sizeof(*s.recs));
+    ck_assert_ptr_nonnull(s.recs);
+    th_rt_run(sleepers_main, &s, 2);
+    ck_assert_int_eq(s.wait_rc, RT_OK);
+
+    /* Lateness counts from when the sleeper could first have woken. */
+    int64_t *late = calloc((size_t)s.n, sizeof(*late));
+    ck_assert_ptr_nonnull(late);
+    long early = 0;
+    for (long i = 0; i < s.n; i++) {
+        sleeper_rec_t *r = &s.recs[i];
+        if (r->woke < r->deadline) {
+            early++;
+        }
+        r->due = r->deadline > r->called ? r->deadline : r->called;
+        late[i] = r->woke - r->due;
+    }
+    ck_assert_msg(early == 0, "%ld of %ld sleepers woke before their deadline", early, s.n);
+    qsort(late, (size_t)s.n, sizeof(*late), cmp_i64);
+    int64_t p99 = late[(s.n * 99) / 100];
+    fprintf(stderr, "sleepers: n=%ld lateness p50 %.3f ms p99 %.3f ms max %.3f ms\n", s.n,
+            (double)late[s.n / 2] / RT_MSEC, (double)p99 / RT_MSEC,
+            (double)late[s.n - 1] / RT_MSEC);
+    int64_t bound = th_slack(20 * RT_MSEC);
+    ck_assert_msg(p99 < bound, "p99 wake lateness %.3f ms >= %.3f ms (max %.3f ms)",
+                  (double)p99 / RT_MSEC, (double)bound / RT_MSEC,
+                  (double)late[s.n - 1] / RT_MSEC);
+
+    /*
+     * Order: a sleeper due more than `bound` earlier than another must have
+     * woken first ("due" rather than the deadline: a G that started after its
+     * deadline was due when it started). Sorted by due time, track the latest
+     * wake order among all sleepers due more than `bound` before each one.
+     */
+    qsort(s.recs, (size_t)s.n, sizeof(*s.recs), cmp_due);
+    long inversions = 0, j = 0;
+    uint64_t max_order = 0;
+    bool any = false;
+    for (long i = 0; i < s.n; i++) {
+        while (j < i && s.recs[j].due + bound < s.recs[i].due) {
+            if (!any || s.recs[j].order > max_order) {
+                max_order = s.recs[j].order;
+            }
+            any = true;
+            j++;
+        }
+        if (any && max_order > s.recs[i].order) {
+            inversions++;
+        }
+    }
+    ck_assert_msg(inversions == 0, "%ld sleepers woke before one due %lld ms earlier", inversions,
+                  (long long)(bound / RT_MSEC));
+    free(late);
+    free(s.recs);
+}
+END_TEST
+
+/* ---- timer channels ---- */
+
+#define TIMER_NS (30 * RT_MSEC)
+
+typedef struct timer_fire {
+    rt_time_t when, fired, received_at;
+    int rc, again_rc;
+    size_t cap;
+} timer_fire_t;
+
+static void timer_fire_main(void *arg)
+{
+    timer_fire_t *t = arg;
+    t->when = rt_deadline_in(TIMER_NS);
+    rt_timer_t *tm = rt_timer_new(t->when);
+    rt_chan_t *ch = rt_timer_chan(tm);
+    t->cap = rt_chan_cap(ch);
+    t->rc = rt_chan_recv(ch, &t->fired, rt_deadline_in(th_slack(5 * RT_SEC)));
+    t->received_at = rt_now();
+    /* A timer fires once. */
+    t->again_rc = rt_chan_recv(ch, NULL, rt_deadline_in(20 * RT_MSEC));
+    rt_timer_free(tm);
+}
+
+START_TEST(test_time_timer_channel_fires)
+{
+    timer_fire_t t;
+    memset(&t, 0, sizeof(t));
+    th_rt_run(timer_fire_main, &t, 2);
+    ck_assert_int_eq(t.rc, RT_OK);
+    ck_assert_uint_eq(t.cap, 1);
+    ck_assert_msg(t.fired >= t.when, "fire time %lld before its deadline %lld",
+                  (long long)t.fired, (long long)t.when);
+    ck_assert_msg(t.fired <= t.received_at, "fire time after it was received");
+    ck_assert_msg(t.received_at - t.when < th_slack(200 * RT_MSEC), "timer fired %lld ms late",
+                  (long long)((t.received_at - t.when) / RT_MSEC));
+    ck_assert_int_eq(t.again_rc, RT_ETIMEDOUT);
+}
+END_TEST
+
+#define FREED_TIMERS 1000
+
+typedef struct timer_stop {
+    uint64_t fires_before, fires_after;
+    int control_rc;
+    size_t fired_len;
+    rt_time_t freed_when;
+} timer_stop_t;
+
+static void timer_stop_main(void *arg)
+{
+    timer_stop_t *t = arg;
+    rt_timer_t *timers[FREED_TIMERS];
+    t->freed_when = rt_deadline_in(20 * RT_MSEC);
+    rt_stats_t st;
+    rt_stats_read(&st);
+    t->fires_before = st.timer_fires;
+    for (int i = 0; i < FREED_TIMERS; i++) {
+        timers[i] = rt_timer_new(t->freed_when);
+    }
+    for (int i = 0; i < FREED_TIMERS; i++) {
+        rt_timer_free(timers[i]);
+    }
+    /* Wait past the freed timers' deadline on a control timer. */
+    rt_timer_t *control = rt_timer_new(t->freed_when + 40 * RT_MSEC);
+    t->control_rc = rt_chan_recv(rt_timer_chan(control), NULL, rt_deadline_in(th_slack(5 * RT_SEC)));
+    rt_timer_free(control);
+    /* A timer already fired but never read is freed as well. */
+    rt_timer_t *fired = rt_timer_new(rt_now());
+    rt_time_t deadline = rt_deadline_in(th_slack(5 * RT_SEC));
+    while (rt_chan_len(rt_timer_chan(fired)) == 0 && rt_now() < deadline) {
+        rt_yield();
+    }
+    t->fired_len = rt_chan_len(rt_timer_chan(fired));
+    rt_timer_free(fired);
+    rt_stats_read(&st);
+    t->fires_after = st.timer_fires;
+}
+
+START_TEST(test_time_timer_free_stops_pending_timer)
+{
+    timer_stop_t t;
+    memset(&t, 0, sizeof(t));
+    th_rt_run(timer_stop_main, &t, 2);
+    ck_assert_int_eq(t.control_rc, RT_OK);
+    ck_assert_uint_eq(t.fired_len, 1);
+    uint64_t fires = t.fires_after - t.fires_before;
+    /* The control timer and the fired one (and deadline timers); the freed ones never. */
+    ck_assert_msg(fires < FREED_TIMERS / 2, "%llu timer fires: freed timers still fired",
+                  (unsigned long long)fires);
+    ck_assert_msg(fires >= 1, "stats.timer_fires did not count the control timer");
+}
+END_TEST
+
+/* ---- clock helpers and plain sleeps ---- */
+
+typedef struct sleeps {
+    rt_time_t elapsed[3];
+    rt_time_t past_elapsed;
+} sleeps_t;
+
+static void sleeps_main(void *arg)
+{
+    sleeps_t *s = arg;
+    static const int64_t ns[3] = {1 * RT_MSEC, 10 * RT_MSEC, 25 * RT_MSEC};
+    for (int i = 0; i < 3; i++) {
+        rt_time_t t0 = rt_now();
+        rt_sleep(ns[i]);
+        s->elapsed[i] = rt_now() - t0;
+    }
+    rt_time_t t0 = rt_now();
+    rt_sleep_until(t0 - RT_SEC);
+    rt_sleep(0);
+    s->past_elapsed = rt_now() - t0;
+}
+
+START_TEST(test_time_sleep_lasts_at_least_its_duration)
+{
+    sleeps_t s;
+    memset(&s, 0, sizeof(s));
+    th_rt_run(sleeps_main, &s, 1);
+    static const int64_t ns[3] = {1 * RT_MSEC, 10 * RT_MSEC, 25 * RT_MSEC};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(s.elapsed[i] >= ns[i], "rt_sleep(%lld) returned after %lld ns",
+                      (long long)ns[i], (long long)s.elapsed[i]);
+        ck_assert_msg(s.elapsed[i] < ns[i] + th_slack(100 * RT_MSEC),
+                      "rt_sleep(%lld) returned after %lld ns", (long long)ns[i],
+                      (long long)s.elapsed[i]);
+    }
+    ck_assert_msg(s.past_elapsed < th_slack(50 * RT_MSEC), "past deadlines slept %lld ns",
+                  (long long)s.past_elapsed);
+}
+END_TEST
+
+START_TEST(test_time_clock_is_monotonic_and_deadlines_saturate)
+{
+    rt_time_t prev = rt_now();
+    ck_assert_int_gt(prev, 0);
+    long backwards = 0;
+    for (int i = 0; i < 100000; i++) {
+        rt_time_t now = rt_now();
+        backwards += now < prev;
+        prev = now;
+    }
+    ck_assert_int_eq(backwards, 0);
+    rt_time_t t0 = rt_now();
+    rt_time_t d = rt_deadline_in(RT_SEC);
+    ck_assert_int_ge(d, t0 + RT_SEC);
+    ck_assert_int_lt(d, rt_now() + RT_SEC + 1);
+    ck_assert_int_eq(rt_deadline_in(INT64_MAX), RT_FOREVER);
+    ck_assert_int_eq(rt_deadline_in(INT64_MAX - 1), RT_FOREVER);
+}
+END_TEST
+
+Suite *suite_runtime_time(void)
+{
+    Suite *s = suite_create("runtime/time");
+
+    TCase *tc = tcase_create("sleep");
+    tcase_add_test(tc, test_time_sleepers_wake_in_deadline_order);
+    tcase_add_test(tc, test_time_sleep_lasts_at_least_its_duration);
+    tcase_add_test(tc, test_time_clock_is_monotonic_and_deadlines_saturate);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("timer");
+    tcase_add_test(tc, test_time_timer_channel_fires);
+    tcase_add_test(tc, test_time_timer_free_stops_pending_timer);
+    suite_add_tcase(s, tc);
+    return s;
+}
