@@ -287,7 +287,7 @@ int rt_chan_send(rt_chan_t *ch, const void *elem, rt_time_t deadline)
             rt__ready(partner, true);
         return res;
     }
-    if (deadline != RT_FOREVER && deadline <= rt_now()) {
+    if (deadline == RT_NOWAIT || (deadline != RT_FOREVER && deadline <= rt_now())) {
         rt__spin_unlock(&ch->lock);
         return RT_EAGAIN;
     }
@@ -307,7 +307,7 @@ int rt_chan_recv(rt_chan_t *ch, void *elem, rt_time_t deadline)
             rt__ready(partner, true);
         return res;
     }
-    if (deadline != RT_FOREVER && deadline <= rt_now()) {
+    if (deadline == RT_NOWAIT || (deadline != RT_FOREVER && deadline <= rt_now())) {
         rt__spin_unlock(&ch->lock);
         return RT_EAGAIN;
     }

@@ -23,12 +23,17 @@ void rt__ctx_make(rt__ctx_t *ctx, void *sp, rt__g_t *g)
 {
     memset(ctx, 0, sizeof(*ctx));
     uintptr_t top = (uintptr_t)sp & ~(uintptr_t)15;
-    ctx->regs[0] = top;
-    ctx->regs[1] = (uint64_t)(uintptr_t)rt__ctx_trampoline;
 #if defined(__x86_64__)
+    /* The switch ends in ret: the trampoline's address is the "return
+     * address" on the new stack, leaving rsp 16-byte aligned at its entry. */
+    top -= 16;
+    *(uint64_t *)(top + 8) = (uint64_t)(uintptr_t)rt__ctx_trampoline;
+    ctx->regs[0] = top + 8;
     ctx->regs[4] = (uint64_t)(uintptr_t)g; /* r12 */
 #elif defined(__aarch64__)
-    ctx->regs[2] = (uint64_t)(uintptr_t)g; /* x19 */
+    ctx->regs[0] = top;
+    ctx->regs[1] = (uint64_t)(uintptr_t)rt__ctx_trampoline; /* x30 */
+    ctx->regs[2] = (uint64_t)(uintptr_t)g;                  /* x19 */
 #else
 #error "remora runtime: no context switch for this architecture"
 #endif

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ctx_arm64.S - aarch64 context switch. Layout of rt__ctx_t.regs:
- * 0 sp, 1 pc, 2-11 x19-x28, 12 x29, 13-20 d8-d15. Resumes with br, like
- * the amd64 version resumes with jmp.
+ * 0 sp, 1 pc (x30), 2-11 x19-x28, 12 x29, 13-20 d8-d15. Resumes with ret
+ * through x30, which keeps the return-address predictor in step (see
+ * ctx_amd64.S).
  */
 #if defined(__aarch64__)
     .text
@@ -34,7 +35,7 @@ rt__ctx_switch:
     ldp d10, d11, [x1, #120]
     ldp d12, d13, [x1, #136]
     ldp d14, d15, [x1, #152]
-    br x30
+    ret
     .size rt__ctx_switch, .-rt__ctx_switch
 
 /* First frame of every G: x19 holds the G; rt__g_entry never returns. */

@@ -418,7 +418,7 @@ static rt__g_t *gfget(rt__p_t *p)
 
 /* ---- the switch and its deferred action ---- */
 
-static void run_after(rt__m_t *m)
+static inline void run_after(rt__m_t *m)
 {
     rt__g_t *g = m->after_g;
     switch (m->after) {
@@ -465,20 +465,23 @@ static inline void execute_prepare(rt__m_t *m, rt__p_t *p, rt__g_t *g)
     atomic_store_explicit(&p->curg_id, g->id, memory_order_relaxed);
 }
 
-/* Local work only; no timers, no netpoll (see the file comment). */
+/* Local work only; no timers, no netpoll (see the file comment). Returns
+ * NULL when the caller should go through g0 or has nothing else to run. */
 static rt__g_t *find_local(rt__m_t *m, rt__p_t *p)
 {
     if (RT_UNLIKELY(atomic_load_explicit(&rt__sched.stopping, memory_order_relaxed)))
         return NULL;
-    if (RT_UNLIKELY(atomic_load_explicit(&p->timer0, memory_order_relaxed) != RT_FOREVER) &&
-        atomic_load_explicit(&p->timer0, memory_order_relaxed) <= rt_now())
+    rt_time_t t0 = atomic_load_explicit(&p->timer0, memory_order_relaxed);
+    if (RT_UNLIKELY(t0 != RT_FOREVER) && t0 <= rt_now())
         return NULL;
     rt__g_t *g = NULL;
-    if (RT__LOAD(p->schedtick) % 61 == 0)
+    if (RT_UNLIKELY(RT__LOAD(p->schedtick) % 61 == 0))
         g = globrunq_get(p, 1);
     if (!g)
         g = rt__runq_get(p);
-    if (g && g->lockedm && g->lockedm != m) {
+    if (!g)
+        g = globrunq_get(p, 0);
+    if (RT_UNLIKELY(g && g->lockedm && g->lockedm != m)) {
         /* Must run on its own thread: let g0 hand it over. */
         rt__runq_put(p, g, true);
         return NULL;
@@ -486,18 +489,30 @@ static rt__g_t *find_local(rt__m_t *m, rt__p_t *p)
     return g;
 }
 
+/* True when a yield that found nothing local may simply return. */
+static bool nothing_else_due(rt__p_t *p)
+{
+    rt_time_t t0 = atomic_load_explicit(&p->timer0, memory_order_relaxed);
+    return !atomic_load_explicit(&rt__sched.stopping, memory_order_relaxed) &&
+           (t0 == RT_FOREVER || t0 > rt_now()) && rt__runq_empty(p);
+}
+
+/* Switches to `next`, or to g0 when NULL; then runs the deferred action. */
+static inline void switch_to(rt__m_t *m, rt__g_t *cur, rt__g_t *next, bool dying)
+{
+    if (next) {
+        execute_prepare(m, m->p, next);
+    } else {
+        m->curg = NULL;
+    }
+    rt__switch(m, cur, next, dying);
+    run_after(rt__getm());
+}
+
 static void switch_out(rt__m_t *m, rt__g_t *cur, bool dying)
 {
     rt__p_t *p = m->p;
-    rt__g_t *next = (m->lockedg || !p) ? NULL : find_local(m, p);
-    if (next) {
-        execute_prepare(m, p, next);
-        rt__switch(m, cur, next, dying);
-    } else {
-        m->curg = NULL;
-        rt__switch(m, cur, NULL, dying);
-    }
-    run_after(rt__getm());
+    switch_to(m, cur, (m->lockedg || !p) ? NULL : find_local(m, p), dying);
 }
 
 void rt__park(_Atomic uint32_t *unlock, rt__park_fn *fn, void *arg)
@@ -518,18 +533,19 @@ void rt__park(_Atomic uint32_t *unlock, rt__park_fn *fn, void *arg)
 void rt_yield(void)
 {
     rt__m_t *m = rt__getm();
-    if (!m || !m->curg)
+    if (!m || !m->curg || !m->p)
         return;
     rt__p_t *p = m->p;
+    rt__g_t *cur = m->curg;
     RT__STAT_INC(p->st.yields);
-    if (rt__runq_empty(p) && RT__LOAD(rt__sched.runq_size) == 0 &&
-        atomic_load_explicit(&p->timer0, memory_order_relaxed) == RT_FOREVER && !m->lockedg) {
+    rt__g_t *next = m->lockedg ? NULL : find_local(m, p);
+    if (!next && !m->lockedg && nothing_else_due(p)) {
         RT__STAT_INC(p->schedtick); /* still a scheduling point, for sysmon */
         return;
     }
     m->after = RT__AFTER_YIELD;
-    m->after_g = m->curg;
-    switch_out(m, m->curg, false);
+    m->after_g = cur;
+    switch_to(m, cur, next, false);
 }
 
 void rt_exit(void)

@@ -7,13 +7,14 @@
 #include "tests/support/th.h"
 
 #include <arpa/inet.h>
-#include <check.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <check.h>
 
 static uint64_t run_seed;
 
@@ -107,8 +108,8 @@ void th_rt_run_cfg(const rt_config_t *cfg, rt_go_fn *fn, void *arg)
             (int)c.guard);
     fflush(stderr);
     int rc = rt_run(&c, fn, arg);
-    ck_assert_msg(rc == RT_OK, "rt_run returned %d (%s) with RT_SEED=%" PRIu64, rc,
-                  rt_strerror(rc), c.seed);
+    ck_assert_msg(rc == RT_OK, "rt_run returned %d (%s) with RT_SEED=%" PRIu64, rc, rt_strerror(rc),
+                  c.seed);
     rt_stats_t st;
     memset(&st, 0, sizeof(st));
     rt_stats_read(&st);
@@ -134,7 +135,8 @@ void th_go(rt_go_fn *fn, void *arg)
 {
     int rc = rt_go(fn, arg);
     if (rc != RT_OK) {
-        /* Not ck_assert: every passing ck_assert writes a mark to Check's log, too slow for hot loops. */
+        /* Not ck_assert: every passing ck_assert writes a mark to Check's log, too slow for hot
+         * loops. */
         ck_abort_msg("rt_go returned %d (%s)", rc, rt_strerror(rc));
     }
 }

@@ -3,16 +3,17 @@
  * main.c - the test_runtime runner: adds every suite of suites.h and runs
  * them with CK_ENV, so CK_RUN_SUITE / CK_VERBOSITY select and report.
  */
-#include <check.h>
 #include <stdlib.h>
+
+#include <check.h>
 
 #include "tests/unit/runtime/suites.h"
 
 typedef Suite *suite_ctor_fn(void);
 
 static suite_ctor_fn *const suite_ctors[] = {
-    suite_runtime_chan,  suite_runtime_select, suite_runtime_sched, suite_runtime_time,
-    suite_runtime_net,   suite_runtime_stack,  suite_runtime_sync,  suite_runtime_stats,
+    suite_runtime_chan, suite_runtime_select, suite_runtime_sched, suite_runtime_time,
+    suite_runtime_net,  suite_runtime_stack,  suite_runtime_sync,  suite_runtime_stats,
 };
 
 int main(void)

@@ -4,10 +4,11 @@
  * runtime/chan.c through rt.h: MPMC checksums over unbuffered and buffered
  * channels, close waking every waiter, draining, RT_NOWAIT and deadlines.
  */
-#include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <check.h>
 
 #include "runtime/rt.h"
 #include "tests/support/th.h"
@@ -153,6 +154,7 @@ START_TEST(test_chan_mpmc_nothing_lost_nothing_duplicated)
     ck_assert_uint_eq(m.xor, want_xor);
     free(m.seen);
 }
+
 END_TEST
 
 /* ---- ordering ---- */
@@ -212,6 +214,7 @@ START_TEST(test_chan_single_producer_order_is_fifo)
     ck_assert_int_eq(f.received, f.n);
     ck_assert_int_eq(f.out_of_order, 0);
 }
+
 END_TEST
 
 /* ---- close ---- */
@@ -268,8 +271,8 @@ static void closing_main(void *arg)
     for (int i = 0; i < CLOSE_WAITERS; i++) {
         th_go(c->senders ? closing_sender : closing_receiver, c);
     }
-    c->parked_seen = th_wait_gs_waiting(st.gs_waiting + CLOSE_WAITERS,
-                                        rt_deadline_in(th_slack(5 * RT_SEC)));
+    c->parked_seen =
+        th_wait_gs_waiting(st.gs_waiting + CLOSE_WAITERS, rt_deadline_in(th_slack(5 * RT_SEC)));
     c->close_rc = rt_chan_close(c->ch);
     c->second_close_rc = rt_chan_close(c->ch);
     rt_time_t deadline = rt_deadline_in(th_slack(10 * RT_SEC));
@@ -321,6 +324,7 @@ START_TEST(test_chan_close_wakes_every_blocked_sender)
     check_closing(&c);
     ck_assert_int_eq(c.drained, (int)c.cap);
 }
+
 END_TEST
 
 START_TEST(test_chan_close_wakes_every_blocked_receiver)
@@ -334,6 +338,7 @@ START_TEST(test_chan_close_wakes_every_blocked_receiver)
     check_closing(&c);
     ck_assert_int_eq(c.drained, 0);
 }
+
 END_TEST
 
 typedef struct drain {
@@ -383,6 +388,7 @@ START_TEST(test_chan_recv_drains_buffer_after_close)
     ck_assert_int_eq(d.end_rc2, RT_ECLOSED);
     ck_assert_uint_eq(d.len_end, 0);
 }
+
 END_TEST
 
 typedef struct send_closed {
@@ -417,6 +423,7 @@ START_TEST(test_chan_send_on_closed_returns_eclosed)
         ck_assert_int_eq(s[i].len, 0);
     }
 }
+
 END_TEST
 
 /* ---- RT_NOWAIT and deadlines ---- */
@@ -516,11 +523,12 @@ START_TEST(test_chan_nowait_returns_eagain)
     ck_assert_int_eq(t.buf_recv[2], RT_EAGAIN);
     ck_assert_int_eq(t.buf_values[0], 10);
     ck_assert_int_eq(t.buf_values[1], 11);
-    ck_assert_msg(t.rendezvous_rc == RT_OK,
-                  "try-send never met the waiting receiver (last rc %d)", t.rendezvous_rc);
+    ck_assert_msg(t.rendezvous_rc == RT_OK, "try-send never met the waiting receiver (last rc %d)",
+                  t.rendezvous_rc);
     ck_assert_int_eq(t.rendezvous_recv_rc, RT_OK);
     ck_assert_uint_eq(t.rendezvous_value, 0x5eed);
 }
+
 END_TEST
 
 typedef struct deadlines {
@@ -575,6 +583,7 @@ START_TEST(test_chan_deadline_returns_etimedout)
                       "op %zu timed out late after %lld ns", i, (long long)elapsed[i]);
     }
 }
+
 END_TEST
 
 Suite *suite_runtime_chan(void)

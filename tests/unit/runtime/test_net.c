@@ -5,13 +5,14 @@
  * deadlines, refused connects, close waking waiters, address parsing.
  */
 #include <arpa/inet.h>
-#include <check.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <check.h>
 
 #include "runtime/rt.h"
 #include "tests/support/th.h"
@@ -186,8 +187,8 @@ START_TEST(test_net_tcp_echo_1000_connections_in_parallel)
     th_rt_run(echo_main, &e, 2);
     ck_assert_int_eq(e.listen_rc, RT_OK);
     ck_assert_msg(e.clients_rc == RT_OK && e.servers_rc == RT_OK,
-                  "echo did not finish: clients %d servers %d (accepted %ld, ok %ld)",
-                  e.clients_rc, e.servers_rc, (long)e.accepted, (long)e.echoed_ok);
+                  "echo did not finish: clients %d servers %d (accepted %ld, ok %ld)", e.clients_rc,
+                  e.servers_rc, (long)e.accepted, (long)e.echoed_ok);
     ck_assert_msg(e.client_errors == 0 && e.server_errors == 0,
                   "client errors %ld, server errors %ld, first %ld (%s)", (long)e.client_errors,
                   (long)e.server_errors, (long)e.first_error, rt_strerror((int)e.first_error));
@@ -195,6 +196,7 @@ START_TEST(test_net_tcp_echo_1000_connections_in_parallel)
     ck_assert_int_eq(e.accepted, e.nconn);
     ck_assert_int_eq(e.echoed_ok, e.nconn);
 }
+
 END_TEST
 
 /* ---- a connected pair in one G ---- */
@@ -285,6 +287,7 @@ START_TEST(test_net_read_deadline_returns_etimedout)
     ck_assert_str_eq(d.data, "hello");
     ck_assert_int_eq(d.eof_rc, 0);
 }
+
 END_TEST
 
 typedef struct refused {
@@ -320,10 +323,11 @@ START_TEST(test_net_connect_to_closed_port_is_refused)
     th_rt_run(refused_main, &r, 1);
     ck_assert_int_eq(r.listen_rc, RT_OK);
     ck_assert_int_gt(r.port, 0);
-    ck_assert_msg(r.rc == -ECONNREFUSED, "connect to closed port %d returned %d (%s)", r.port,
-                  r.rc, rt_strerror(r.rc));
+    ck_assert_msg(r.rc == -ECONNREFUSED, "connect to closed port %d returned %d (%s)", r.port, r.rc,
+                  rt_strerror(r.rc));
     ck_assert_ptr_eq(r.out, (rt_netfd_t *)&r.port);
 }
+
 END_TEST
 
 /* ---- close wakes waiters ---- */
@@ -394,6 +398,7 @@ START_TEST(test_net_netfd_close_wakes_waiter_with_eclosed)
     ck_assert_int_eq(c.waiter_rc, RT_ECLOSED);
     ck_assert_int_eq(c.peer_eof, 0);
 }
+
 END_TEST
 
 /* ---- socketpair through rt_netfd_open ---- */
@@ -488,6 +493,7 @@ START_TEST(test_net_netfd_open_streams_through_socketpair)
     ck_assert_uint_eq(s.received, STREAM_BYTES);
     ck_assert_int_eq(s.mismatches, 0);
 }
+
 END_TEST
 
 /* ---- address parsing ---- */
@@ -529,15 +535,28 @@ START_TEST(test_net_sockaddr_parse_accepts_and_rejects)
     ck_assert_int_eq(ntohs(in4->sin_port), 0);
 
     static const char *const bad[] = {
-        "",          "127.0.0.1",      "127.0.0.1:",   "127.0.0.1:65536", "127.0.0.1:-1",
-        "127.0.0.1:80x", "127.0.0.1:8 0", "256.0.0.1:80", "1.2.3:80",        "[::1]",
-        "[::1:80",   "[::1]80",        "[zz::1]:80",   ":",               "127.0.0.1:99999999999",
+        "",
+        "127.0.0.1",
+        "127.0.0.1:",
+        "127.0.0.1:65536",
+        "127.0.0.1:-1",
+        "127.0.0.1:80x",
+        "127.0.0.1:8 0",
+        "256.0.0.1:80",
+        "1.2.3:80",
+        "[::1]",
+        "[::1:80",
+        "[::1]80",
+        "[zz::1]:80",
+        ":",
+        "127.0.0.1:99999999999",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int rc = rt_sockaddr_parse(bad[i], &ss, &len);
         ck_assert_msg(rc < 0, "rt_sockaddr_parse accepted \"%s\"", bad[i]);
     }
 }
+
 END_TEST
 
 Suite *suite_runtime_net(void)

@@ -4,12 +4,13 @@
  * runq.c and sysmon.c: work spreading and stealing, wait groups, yield,
  * blocking-call handoff, hog reporting, thread pinning, G ids, restarts.
  */
-#include <check.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <check.h>
 
 #include "runtime/rt.h"
 #include "tests/support/th.h"
@@ -116,6 +117,7 @@ START_TEST(test_sched_burst_runs_on_both_ms_and_steals)
     free(b.tids);
     free(b.pids);
 }
+
 END_TEST
 
 /* ---- wait groups ---- */
@@ -196,6 +198,7 @@ START_TEST(test_sched_waitgroup_wait_joins_every_g)
     }
     ck_assert_int_eq(w.reuse_finished, 10);
 }
+
 END_TEST
 
 /* ---- yield ---- */
@@ -254,6 +257,7 @@ START_TEST(test_sched_yield_runs_another_g)
     ck_assert_msg(y.yields >= 2 * YIELD_ROUNDS, "stats.yields grew by %llu",
                   (unsigned long long)y.yields);
 }
+
 END_TEST
 
 /* ---- blocking calls hand the P over ---- */
@@ -334,11 +338,13 @@ START_TEST(test_sched_blocking_call_does_not_stop_other_gs)
                   "procs=1: the other G ran only %ld times during a %d ms blocking call", b.during,
                   BLOCK_MS);
 }
+
 END_TEST
 
 /* ---- a G hogging its P ---- */
 
 #define HOG_MS 50
+#define HOG_LIMIT_MS 2000
 #define HOG_WORKERS 8
 
 typedef struct hog {
@@ -346,7 +352,7 @@ typedef struct hog {
     pid_t hog_tid;
     rt_time_t ran_at[HOG_WORKERS];
     pid_t ran_tid[HOG_WORKERS];
-    _Atomic int next;
+    _Atomic int next, ran;
     rt_waitgroup_t workers;
     rt_chan_t *done;
     int done_rc, workers_rc;
@@ -359,6 +365,7 @@ static void hog_worker(void *arg)
     int me = atomic_fetch_add(&h->next, 1);
     h->ran_at[me] = rt_now();
     h->ran_tid[me] = th_gettid();
+    atomic_fetch_add(&h->ran, 1);
     rt_wg_done(&h->workers);
 }
 
@@ -371,8 +378,19 @@ static void hog_g(void *arg)
     }
     h->hog_tid = th_gettid();
     h->start = rt_now();
-    while (rt_now() < h->start + HOG_MS * RT_MSEC) {
-        /* spin: no yield, no park */
+    /*
+     * Spin at least HOG_MS, and on until the queued workers have run (so a
+     * loaded machine only makes it longer), but never past HOG_LIMIT_MS:
+     * workers stuck behind the hog make it spin to the limit and fail.
+     */
+    for (;;) {
+        rt_time_t now = rt_now();
+        if (now >= h->start + HOG_LIMIT_MS * RT_MSEC) {
+            break;
+        }
+        if (now >= h->start + HOG_MS * RT_MSEC && atomic_load(&h->ran) == HOG_WORKERS) {
+            break;
+        }
     }
     h->end = rt_now();
     char token = 1;
@@ -411,9 +429,10 @@ START_TEST(test_sched_hog_is_reported_and_its_queue_still_runs)
         }
     }
     ck_assert_msg(during == HOG_WORKERS,
-                  "only %d of %d Gs queued behind the hog ran elsewhere while it spun", during,
-                  HOG_WORKERS);
+                  "only %d of %d Gs queued behind the hog ran elsewhere while it spun %lld ms",
+                  during, HOG_WORKERS, (long long)((h.end - h.start) / RT_MSEC));
 }
+
 END_TEST
 
 /* ---- LockOSThread ---- */
@@ -502,13 +521,14 @@ START_TEST(test_sched_lock_os_thread_keeps_g_on_one_thread)
     memset(&p, 0, sizeof(p));
     th_rt_run(pin_main, &p, 2);
     ck_assert_int_eq(p.wait_rc, RT_OK);
-    ck_assert_msg(p.moved == 0, "pinned G changed OS thread %ld times in %d yields/sleeps",
-                  p.moved, PIN_ROUNDS);
+    ck_assert_msg(p.moved == 0, "pinned G changed OS thread %ld times in %d yields/sleeps", p.moved,
+                  PIN_ROUNDS);
     ck_assert_int_eq(p.nested_moved, 0);
     ck_assert_msg(p.worker_on_pinned_thread == 0, "other Gs ran %ld times on the pinned thread",
                   (long)p.worker_on_pinned_thread);
     ck_assert_msg(p.work_while_pinned > 0, "other Gs made no progress while a G was pinned");
 }
+
 END_TEST
 
 /* ---- identity, rt_exit, outside the runtime, restarts ---- */
@@ -520,7 +540,7 @@ typedef struct ids {
     int procs_seen;
     bool in_g;
     uint64_t ids[ID_GS];
-    long bad_p;
+    _Atomic long bad_p;
     rt_waitgroup_t wg;
     _Atomic int next;
     _Atomic long after_exit;
@@ -547,7 +567,7 @@ static void ids_worker(void *arg)
     int me = atomic_fetch_add(&s->next, 1);
     s->ids[me] = rt_g_id();
     if (rt_p_id() < 0 || rt_p_id() >= rt_procs()) {
-        s->bad_p++;
+        atomic_fetch_add(&s->bad_p, 1);
     }
     rt_wg_done(&s->wg);
     if (me % 2 == 0) {
@@ -601,6 +621,7 @@ START_TEST(test_sched_g_ids_unique_and_exit_ends_g)
     }
     ck_assert_int_eq(dups, 0);
 }
+
 END_TEST
 
 static void must_not_run(void *arg)
@@ -626,6 +647,7 @@ START_TEST(test_sched_go_outside_runtime_returns_estate)
     ck_assert_int_eq(rt_go(must_not_run, (void *)&ran), RT_ESTATE);
     ck_assert_int_eq(ran, 0);
 }
+
 END_TEST
 
 typedef struct restart {
@@ -673,6 +695,7 @@ START_TEST(test_sched_run_is_restartable)
         ck_assert_int_eq(r.procs[i], procs[i]);
     }
 }
+
 END_TEST
 
 Suite *suite_runtime_sched(void)

@@ -4,10 +4,11 @@
  * uniform random choice among ready cases, `default` (RT_NOWAIT) never
  * blocking, deadlines, mixed send/recv cases, NULL channels and close.
  */
-#include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <check.h>
 
 #include "runtime/rt.h"
 #include "tests/support/th.h"
@@ -16,7 +17,7 @@
 /* ---- fairness ---- */
 
 typedef struct fairness {
-    int ncases;     /* 2: two ready receives; 3: plus a ready send */
+    int ncases; /* 2: two ready receives; 3: plus a ready send */
     long n;
     long counts[3];
     long bad_index, bad_result, bad_value, refill_errors;
@@ -86,6 +87,7 @@ START_TEST(test_select_chooses_ready_cases_uniformly)
                       f.counts[i], f.n, ratio, (unsigned long long)th_seed());
     }
 }
+
 END_TEST
 
 /* ---- default and deadline ---- */
@@ -141,6 +143,7 @@ START_TEST(test_select_default_never_blocks)
     ck_assert_msg(w.parks < 16, "non-blocking selects parked %llu times",
                   (unsigned long long)w.parks);
 }
+
 END_TEST
 
 #define SELECT_DEADLINE_NS (50 * RT_MSEC)
@@ -195,6 +198,7 @@ START_TEST(test_select_deadline_times_out)
                       "select %d returned late: %lld ns", i, (long long)el[i]);
     }
 }
+
 END_TEST
 
 /* ---- send and receive cases ---- */
@@ -270,6 +274,7 @@ START_TEST(test_select_send_and_recv_cases)
     ck_assert_int_eq(p.partner_bad, 0);
     ck_assert_int_eq(p.done_rc, RT_OK);
 }
+
 END_TEST
 
 /* Many cases: the only one made ready is the one chosen. */
@@ -277,7 +282,7 @@ typedef struct wide {
     long rounds;
     rt_chan_t *ch[64];
     rt_chan_t *done;
-    long bad;
+    _Atomic long bad; /* written by both Gs */
     int done_rc;
 } wide_t;
 
@@ -289,7 +294,7 @@ static void wide_sender(void *arg)
         long which = (long)(th_rand(&rng) % 64);
         long v = r * 64 + which;
         if (rt_chan_send(w->ch[which], &v, RT_FOREVER) != RT_OK) {
-            w->bad++;
+            atomic_fetch_add(&w->bad, 1);
         }
     }
     char token = 1;
@@ -312,11 +317,11 @@ static void wide_main(void *arg)
         }
         int idx = rt_select(cases, 64, rt_deadline_in(th_slack(10 * RT_SEC)));
         if (idx < 0) {
-            w->bad++;
+            atomic_fetch_add(&w->bad, 1);
             break;
         }
         if (cases[idx].result != RT_OK || in != r * 64 + idx) {
-            w->bad++;
+            atomic_fetch_add(&w->bad, 1);
         }
     }
     w->done_rc = rt_chan_recv(w->done, NULL, rt_deadline_in(th_slack(10 * RT_SEC)));
@@ -337,6 +342,7 @@ START_TEST(test_select_64_cases_picks_the_ready_one)
     ck_assert_int_eq(w.bad, 0);
     ck_assert_int_eq(w.done_rc, RT_OK);
 }
+
 END_TEST
 
 /* ---- NULL channels and close ---- */
@@ -374,6 +380,7 @@ START_TEST(test_select_null_channel_case_is_ignored)
     th_rt_run(nullcase_main, &c, 1);
     ck_assert_int_eq(c.bad, 0);
 }
+
 END_TEST
 
 typedef struct sel_close {
@@ -391,7 +398,8 @@ static void sel_close_waiter(void *arg)
     long in = 12345, out = 1;
     rt_case_t cases[2] = {
         {.ch = c->a, .op = RT_CASE_RECV, .elem = &in},
-        {.ch = c->b, .op = c->send_case ? RT_CASE_SEND : RT_CASE_RECV,
+        {.ch = c->b,
+         .op = c->send_case ? RT_CASE_SEND : RT_CASE_RECV,
          .elem = c->send_case ? (void *)&out : (void *)&in},
     };
     int idx = rt_select(cases, 2, RT_FOREVER);
@@ -436,6 +444,7 @@ START_TEST(test_select_wakes_on_close)
         ck_assert_int_eq(c.elem, 0); /* receive from closed zeroes the element */
     }
 }
+
 END_TEST
 
 Suite *suite_runtime_select(void)

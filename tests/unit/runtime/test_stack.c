@@ -4,7 +4,6 @@
  * overflowing G is reported as "stack overflow in G n" in both guard modes
  * (run in a forked child), and 100k parked Gs fit default vm.max_map_count.
  */
-#include <check.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,13 +13,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <check.h>
+
 #include "runtime/rt.h"
 #include "tests/support/th.h"
 #include "tests/unit/runtime/suites.h"
 
 /* ---- overflow, reported from a child process ---- */
 
-static volatile long recursion_limit = 1L << 40; /* never reached: keeps gcc's -Winfinite-recursion quiet */
+static volatile long recursion_limit =
+    1L << 40; /* never reached: keeps gcc's -Winfinite-recursion quiet */
 static bool overflow_yields;
 
 static long recurse(long depth)
@@ -129,12 +131,15 @@ START_TEST(test_stack_overflow_is_reported)
     ck_assert_msg(who != NULL && sscanf(who, "overflowing G %llu", &gid) == 1,
                   "overflowing G never ran; stderr:\n%s", out);
     const char *msg = strstr(out, "stack overflow in G ");
-    ck_assert_msg(msg != NULL, "no \"stack overflow in G\" report (guard mode %d, status %#x); "
-                  "stderr:\n%s", (int)mode, status, out);
+    ck_assert_msg(msg != NULL,
+                  "no \"stack overflow in G\" report (guard mode %d, status %#x); "
+                  "stderr:\n%s",
+                  (int)mode, status, out);
     ck_assert_int_eq(sscanf(msg, "stack overflow in G %llu", &reported), 1);
     ck_assert_msg(reported == gid, "overflow reported for G %llu, but G %llu overflowed", reported,
                   gid);
 }
+
 END_TEST
 
 /* ---- 100k parked Gs ---- */
@@ -238,6 +243,7 @@ START_TEST(test_stack_100k_parked_gs_fit_default_map_count)
     ck_assert_int_eq(m.other, 0);
     ck_assert_int_eq(m.eclosed, m.n);
 }
+
 END_TEST
 
 Suite *suite_runtime_stack(void)

@@ -4,12 +4,13 @@
  * runtime/stats.c (spawns, live and waiting Gs, procs, stacks) and the
  * JSON rendering rt_stats_json used by the admin API's GET /runtime.
  */
-#include <check.h>
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <check.h>
 
 #include "runtime/rt.h"
 #include "tests/support/th.h"
@@ -67,8 +68,8 @@ START_TEST(test_stats_counts_spawns_and_live_gs)
     ck_assert_int_eq(t.arrived_rc, RT_OK);
     ck_assert_int_eq(t.finished_rc, RT_OK);
     ck_assert_msg(t.parked_seen, "gs_waiting %llu never reached %llu + %d",
-                  (unsigned long long)t.parked.gs_waiting,
-                  (unsigned long long)t.before.gs_waiting, STATS_GS);
+                  (unsigned long long)t.parked.gs_waiting, (unsigned long long)t.before.gs_waiting,
+                  STATS_GS);
     ck_assert_uint_eq(t.parked.procs, 2);
     ck_assert_uint_ge(t.before.gs_live, 1); /* the main G */
     /* The helper Gs of th_wg_wait_until are spawns too: a few, not hundreds. */
@@ -87,6 +88,7 @@ START_TEST(test_stats_counts_spawns_and_live_gs)
     ck_assert_int_lt(t.json_len, (int)sizeof(t.json));
     ck_assert_ptr_nonnull(strstr(t.json, "\"spawns\""));
 }
+
 END_TEST
 
 /* Returns the unsigned integer after "\"key\"" and a colon in `json`, or -1. */
@@ -182,6 +184,7 @@ START_TEST(test_stats_json_is_valid_and_has_spawns)
     ck_assert_int_eq(small[sizeof(small) - 1], '\0');
     ck_assert_int_eq(strncmp(small, buf, sizeof(small) - 1), 0);
 }
+
 END_TEST
 
 Suite *suite_runtime_stats(void)

@@ -4,10 +4,11 @@
  * pool.c and value.c: rt_mutex (exclusion, parking), rt_once, rt_pool
  * ownership and recycling, rt_value reclamation under concurrent readers.
  */
-#include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <check.h>
 
 #include "runtime/rt.h"
 #include "tests/support/th.h"
@@ -75,6 +76,7 @@ START_TEST(test_sync_mutex_counter_is_exact)
     ck_assert_int_eq(m.overlaps, 0);
     ck_assert_int_eq(m.counter, MUTEX_GS * m.per_g);
 }
+
 END_TEST
 
 #define HOLD_MS 50
@@ -154,10 +156,10 @@ START_TEST(test_sync_mutex_parks_the_g_not_the_thread)
                   "procs=1: an unrelated G ran %ld times while the mutex was held %d ms",
                   m.bystander_during, HOLD_MS);
     for (int i = 0; i < MUTEX_WAITERS; i++) {
-        ck_assert_msg(m.acquired_at[i] >= m.unlocked_at, "waiter %d got the mutex while held",
-                      i);
+        ck_assert_msg(m.acquired_at[i] >= m.unlocked_at, "waiter %d got the mutex while held", i);
     }
 }
+
 END_TEST
 
 /* ---- once ---- */
@@ -215,6 +217,7 @@ START_TEST(test_sync_once_runs_exactly_once)
     ck_assert_msg(o.early == 0, "%ld callers returned before the once function finished",
                   (long)o.early);
 }
+
 END_TEST
 
 /* ---- pool ---- */
@@ -338,6 +341,7 @@ START_TEST(test_sync_pool_get_put_recycles_objects)
     }
 #endif
 }
+
 END_TEST
 
 /* ---- value ---- */
@@ -468,6 +472,7 @@ START_TEST(test_sync_value_releases_each_retired_value_once)
     ck_assert_int_eq(live, 0);
     free(t.objs);
 }
+
 END_TEST
 
 Suite *suite_runtime_sync(void)

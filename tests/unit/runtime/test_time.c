@@ -4,11 +4,12 @@
  * sleepers wake in deadline order with bounded lateness, timer channels
  * fire, freed timers stay silent, the clock helpers behave.
  */
-#include <check.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <check.h>
 
 #include "runtime/rt.h"
 #include "tests/support/th.h"
@@ -117,8 +118,7 @@ START_TEST(test_time_sleepers_wake_in_deadline_order)
             (double)late[s.n - 1] / RT_MSEC);
     int64_t bound = th_slack(20 * RT_MSEC);
     ck_assert_msg(p99 < bound, "p99 wake lateness %.3f ms >= %.3f ms (max %.3f ms)",
-                  (double)p99 / RT_MSEC, (double)bound / RT_MSEC,
-                  (double)late[s.n - 1] / RT_MSEC);
+                  (double)p99 / RT_MSEC, (double)bound / RT_MSEC, (double)late[s.n - 1] / RT_MSEC);
 
     /*
      * Order: a sleeper due more than `bound` earlier than another must have
@@ -147,6 +147,7 @@ START_TEST(test_time_sleepers_wake_in_deadline_order)
     free(late);
     free(s.recs);
 }
+
 END_TEST
 
 /* ---- timer channels ---- */
@@ -180,13 +181,14 @@ START_TEST(test_time_timer_channel_fires)
     th_rt_run(timer_fire_main, &t, 2);
     ck_assert_int_eq(t.rc, RT_OK);
     ck_assert_uint_eq(t.cap, 1);
-    ck_assert_msg(t.fired >= t.when, "fire time %lld before its deadline %lld",
-                  (long long)t.fired, (long long)t.when);
+    ck_assert_msg(t.fired >= t.when, "fire time %lld before its deadline %lld", (long long)t.fired,
+                  (long long)t.when);
     ck_assert_msg(t.fired <= t.received_at, "fire time after it was received");
     ck_assert_msg(t.received_at - t.when < th_slack(200 * RT_MSEC), "timer fired %lld ms late",
                   (long long)((t.received_at - t.when) / RT_MSEC));
     ck_assert_int_eq(t.again_rc, RT_ETIMEDOUT);
 }
+
 END_TEST
 
 #define FREED_TIMERS 1000
@@ -214,7 +216,8 @@ static void timer_stop_main(void *arg)
     }
     /* Wait past the freed timers' deadline on a control timer. */
     rt_timer_t *control = rt_timer_new(t->freed_when + 40 * RT_MSEC);
-    t->control_rc = rt_chan_recv(rt_timer_chan(control), NULL, rt_deadline_in(th_slack(5 * RT_SEC)));
+    t->control_rc =
+        rt_chan_recv(rt_timer_chan(control), NULL, rt_deadline_in(th_slack(5 * RT_SEC)));
     rt_timer_free(control);
     /* A timer already fired but never read is freed as well. */
     rt_timer_t *fired = rt_timer_new(rt_now());
@@ -241,6 +244,7 @@ START_TEST(test_time_timer_free_stops_pending_timer)
                   (unsigned long long)fires);
     ck_assert_msg(fires >= 1, "stats.timer_fires did not count the control timer");
 }
+
 END_TEST
 
 /* ---- clock helpers and plain sleeps ---- */
@@ -281,6 +285,7 @@ START_TEST(test_time_sleep_lasts_at_least_its_duration)
     ck_assert_msg(s.past_elapsed < th_slack(50 * RT_MSEC), "past deadlines slept %lld ns",
                   (long long)s.past_elapsed);
 }
+
 END_TEST
 
 START_TEST(test_time_clock_is_monotonic_and_deadlines_saturate)
@@ -301,6 +306,7 @@ START_TEST(test_time_clock_is_monotonic_and_deadlines_saturate)
     ck_assert_int_eq(rt_deadline_in(INT64_MAX), RT_FOREVER);
     ck_assert_int_eq(rt_deadline_in(INT64_MAX - 1), RT_FOREVER);
 }
+
 END_TEST
 
 Suite *suite_runtime_time(void)
