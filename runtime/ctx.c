@@ -46,6 +46,8 @@ void rt__switch(rt__m_t *m, rt__g_t *from, rt__g_t *to, bool from_dying)
 
     if (from && !from->guarded)
         rt__stack_check(from);
+    if (to && !to->guarded)
+        rt__stack_check_in(to);
 #if defined(REMORA_ASAN)
     void **save = from_dying ? NULL : (from ? &from->san_fake_stack : &m->san_fake_stack);
     const void *lo = to ? (const void *)to->stack_lo : (const void *)m->g0_stack_lo;

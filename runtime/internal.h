@@ -90,6 +90,7 @@ struct rt__g {
     int64_t hog_since;  /* sysmon bookkeeping */
     void *san_fiber;    /* TSan fiber */
     void *san_fake_stack;
+    uint64_t canary; /* last field: the first thing an overflow from the slot above hits */
 };
 
 /* ---- waiters: a parked G in a channel/mutex queue (Go's sudog) ---- */
@@ -324,11 +325,15 @@ void rt__stacks_init(size_t stack_size, rt_stack_guard_t guard);
 void rt__stacks_shutdown(void (*each_live)(rt__g_t *g));
 rt__g_t *rt__stack_alloc(void); /* a fresh G at the top of a new slot */
 void rt__stack_check(rt__g_t *g); /* red zone check at switch-out */
+void rt__stack_check_in(rt__g_t *g); /* red zone: was g overwritten from above? */
+uint64_t rt__stack_canary(const rt__g_t *g);
 void rt__stack_stats(rt_stats_t *out, bool resident);
 bool rt__stack_overflow_addr(const void *addr, uint64_t *gid);
 void rt__signals_init(void);
 void rt__altstack_init(rt__m_t *m);
 void rt__altstack_free(rt__m_t *m);
+void *rt__altstack_new(void); /* for threads that are not Ms (sysmon) */
+void rt__altstack_release(void *mem);
 
 /* ctx.c: switch with sanitizer annotations */
 /* Switches from `from` to `to` on `m` (NULL = the M's own g0 context). After it

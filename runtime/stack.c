@@ -19,11 +19,11 @@
  *     per 1024 slots). Every switch away from a G checks that its frame is
  *     above the zone, and the SIGSEGV handler reports a fault whose stack
  *     pointer is below the current G's stack. An overflow that stays within
- *     the zone is harmless; one that runs past it writes into the
- *     neighbouring slot (that G's struct and oldest frames) until it faults
- *     at the slab's end or is seen at a switch - detected and reported, but
- *     not before that damage. Use RT_GUARD_PAGES where that matters more than
- *     the number of Gs.
+ *     the zone is harmless; one that runs past it first smashes the canary
+ *     at the top of the G below, which is checked whenever that G is
+ *     switched to and scanned for on any fault, so the overflowing G is
+ *     named - but only after the damage. Use RT_GUARD_PAGES where that
+ *     matters more than the number of Gs.
  * RT_GUARD_AUTO uses guard pages while the VMA budget (half of what
  * max_map_count leaves after a 16k reserve) lasts, then red zones; that is how
  * 100k Gs work on default kernel settings and 1M parked Gs remain possible.
@@ -107,13 +107,18 @@ static slab_t *new_slab(void)
     size_t n = guarded ? GUARDED_SLAB_SLOTS : REDZONE_SLAB_SLOTS;
     size_t nslabs = RT__LOAD(st.nslabs);
     RT_CHECK(nslabs < MAX_SLABS, "too many stack slabs");
-    char *base = mmap(NULL, n * st.slot_size, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (base == MAP_FAILED)
+    /* One PROT_NONE zone below the whole slab: whatever happens inside a
+     * red-zone slab, an overflow never runs into another mapping. */
+    char *map = mmap(NULL, RT__GUARD_SIZE + n * st.slot_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (map == MAP_FAILED)
         rt_panic("cannot map %zu bytes of G stacks (%zu slabs so far)", n * st.slot_size, nslabs);
+    if (mprotect(map, RT__GUARD_SIZE, PROT_NONE) != 0)
+        rt_panic("cannot protect the stack slab guard");
+    char *base = map + RT__GUARD_SIZE;
     /* Transparent huge pages would turn each stack's first touch into a
      * 2 MiB clear: 1M Gs would cost 20 s and gigabytes. */
-    madvise(base, n * st.slot_size, MADV_NOHUGEPAGE);
+    madvise(map, RT__GUARD_SIZE + n * st.slot_size, MADV_NOHUGEPAGE);
     if (guarded) {
         for (size_t i = 0; i < n; i++) {
             if (mprotect(base + i * st.slot_size, RT__GUARD_SIZE, PROT_NONE) != 0)
@@ -124,7 +129,8 @@ static slab_t *new_slab(void)
     slab_t *s = &st.slabs[nslabs];
     *s = (slab_t){.base = base, .nslots = n, .used = 0, .guarded = guarded};
     atomic_store_explicit(&st.nslabs, nslabs + 1, memory_order_release);
-    atomic_fetch_add_explicit(&st.bytes_mapped, n * st.slot_size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st.bytes_mapped, RT__GUARD_SIZE + n * st.slot_size,
+                              memory_order_relaxed);
     return s;
 }
 
@@ -148,6 +154,7 @@ rt__g_t *rt__stack_alloc(void)
     g->stack_lo = slot + RT__GUARD_SIZE;
     g->stack_hi = (char *)g;
     g->guarded = s->guarded;
+    g->canary = rt__stack_canary(g);
     atomic_fetch_add_explicit(&st.slots, 1, memory_order_relaxed);
     return g;
 }
@@ -164,6 +171,11 @@ RT_NORETURN static void report_overflow(uint64_t gid)
     abort();
 }
 
+uint64_t rt__stack_canary(const rt__g_t *g)
+{
+    return 0x5a17c0de2bad5eedull ^ (uint64_t)(uintptr_t)g;
+}
+
 void rt__stack_check(rt__g_t *g)
 {
     /* Only the frame address: reading the zone itself would fault in a page
@@ -173,6 +185,46 @@ void rt__stack_check(rt__g_t *g)
         report_overflow(g->id);
 }
 
+/* The slot above g's belongs to the G whose overflow would hit g first. */
+static const rt__g_t *g_above(const rt__g_t *g)
+{
+    const char *next_slot = (const char *)g + G_AREA;
+    size_t n = atomic_load_explicit(&st.nslabs, memory_order_acquire);
+    for (size_t k = 0; k < n; k++) {
+        const slab_t *s = &st.slabs[k];
+        if (next_slot > s->base && next_slot < s->base + s->nslots * st.slot_size)
+            return (const rt__g_t *)(next_slot + st.slot_size - G_AREA);
+    }
+    return NULL;
+}
+
+void rt__stack_check_in(rt__g_t *g)
+{
+    if (RT_LIKELY(g->canary == rt__stack_canary(g)))
+        return;
+    const rt__g_t *culprit = g_above(g);
+    report_overflow(culprit ? culprit->id : 0);
+}
+
+/* Crash path: find a G whose stack ran over the G below it. */
+static bool find_smashed(uint64_t *gid)
+{
+    size_t n = atomic_load_explicit(&st.nslabs, memory_order_acquire);
+    for (size_t k = 0; k < n; k++) {
+        const slab_t *s = &st.slabs[k];
+        if (s->guarded)
+            continue;
+        for (size_t i = 0; i + 1 < s->used; i++) {
+            const rt__g_t *lo = slot_g(s, i), *hi = slot_g(s, i + 1);
+            if (lo->canary != rt__stack_canary(lo) && hi->canary == rt__stack_canary(hi)) {
+                *gid = hi->id;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 /* Async-signal-safe: no locks; slabs are published with a release store. */
 bool rt__stack_overflow_addr(const void *addr, uint64_t *gid)
 {
@@ -180,6 +232,10 @@ bool rt__stack_overflow_addr(const void *addr, uint64_t *gid)
     size_t n = atomic_load_explicit(&st.nslabs, memory_order_acquire);
     for (size_t k = 0; k < n; k++) {
         const slab_t *s = &st.slabs[k];
+        if (a >= s->base - RT__GUARD_SIZE && a < s->base) {
+            *gid = slot_g(s, 0)->id;
+            return true;
+        }
         if (a < s->base || a >= s->base + s->nslots * st.slot_size)
             continue;
         size_t i = (size_t)(a - s->base) / st.slot_size;
@@ -222,6 +278,10 @@ static void on_fault(int sig, siginfo_t *info, void *uctx)
             (addr < m->curg->stack_lo && addr >= m->curg->stack_lo - RT__GUARD_SIZE))
             report_overflow(m->curg->id);
     }
+    /* A red-zone overflow may have smashed another G and made it (or a timer
+     * on its stack) fault elsewhere: name the G that overflowed. */
+    if (find_smashed(&gid))
+        report_overflow(gid);
     /* Not ours: restore the previous handler and let the fault happen again. */
     sigaction(sig, sig == SIGSEGV ? &old_segv : &old_bus, NULL);
 }
@@ -242,25 +302,33 @@ void rt__signals_init(void)
 
 #define ALTSTACK_SIZE (64 * 1024)
 
+void *rt__altstack_new(void)
+{
+    void *mem = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return NULL;
+    stack_t ss = {.ss_sp = mem, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
+    sigaltstack(&ss, NULL);
+    return mem;
+}
+
+void rt__altstack_release(void *mem)
+{
+    if (!mem)
+        return;
+    stack_t ss = {.ss_flags = SS_DISABLE};
+    sigaltstack(&ss, NULL);
+    munmap(mem, ALTSTACK_SIZE);
+}
+
 void rt__altstack_init(rt__m_t *m)
 {
-    m->altstack = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
-    if (m->altstack == MAP_FAILED) {
-        m->altstack = NULL;
-        return;
-    }
-    stack_t ss = {.ss_sp = m->altstack, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
-    sigaltstack(&ss, NULL);
+    m->altstack = rt__altstack_new();
 }
 
 void rt__altstack_free(rt__m_t *m)
 {
-    if (!m->altstack)
-        return;
-    stack_t ss = {.ss_flags = SS_DISABLE};
-    sigaltstack(&ss, NULL);
-    munmap(m->altstack, ALTSTACK_SIZE);
+    rt__altstack_release(m->altstack);
     m->altstack = NULL;
 }
 
@@ -293,7 +361,7 @@ void rt__stacks_shutdown(void (*each_live)(rt__g_t *g))
         slab_t *s = &st.slabs[k];
         for (size_t i = 0; i < s->used; i++)
             each_live(slot_g(s, i));
-        munmap(s->base, s->nslots * st.slot_size);
+        munmap(s->base - RT__GUARD_SIZE, RT__GUARD_SIZE + s->nslots * st.slot_size);
     }
     free(st.slabs);
     memset(&st, 0, sizeof(st));

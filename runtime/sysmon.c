@@ -66,6 +66,7 @@ static bool retake(rt__p_t *p, rt_time_t now)
 static void *sysmon_main(void *arg)
 {
     (void)arg;
+    void *altstack = rt__altstack_new();
     int64_t delay = MIN_DELAY;
     int idle_rounds = 0;
     while (!atomic_load(&sysmon_stop_flag)) {
@@ -91,6 +92,7 @@ static void *sysmon_main(void *arg)
             delay *= 2;
         }
     }
+    rt__altstack_release(altstack);
     return NULL;
 }
 

@@ -135,8 +135,7 @@ void th_go(rt_go_fn *fn, void *arg)
 {
     int rc = rt_go(fn, arg);
     if (rc != RT_OK) {
-        /* Not ck_assert: every passing ck_assert writes a mark to Check's log, too slow for hot
-         * loops. */
+        /* Not ck_assert: each passing one writes a mark to Check's log (slow in hot loops). */
         ck_abort_msg("rt_go returned %d (%s)", rc, rt_strerror(rc));
     }
 }

@@ -109,8 +109,10 @@ START_TEST(test_sched_burst_runs_on_both_ms_and_steals)
     ck_assert_uint_eq(b.stats.procs, 2);
     ck_assert_msg(b.stats.spawns >= (uint64_t)b.n, "spawns %llu < %ld",
                   (unsigned long long)b.stats.spawns, b.n);
-    ck_assert_msg(b.stats.steals > 0, "no steals while one G spawned %ld Gs on 2 Ps (RT_SEED=%llu)",
-                  b.n, (unsigned long long)th_seed());
+    ck_assert_msg(b.stats.steals > 0,
+                  "no steals while one G spawned %ld Gs on 2 Ps (P0 ran %ld, P1 ran %ld, "
+                  "RT_SEED=%llu)",
+                  b.n, per_p[0], per_p[1], (unsigned long long)th_seed());
     ck_assert_msg(b.stats.p_schedules[0] > 0 && b.stats.p_schedules[1] > 0,
                   "p_schedules %llu / %llu", (unsigned long long)b.stats.p_schedules[0],
                   (unsigned long long)b.stats.p_schedules[1]);
@@ -372,12 +374,12 @@ static void hog_worker(void *arg)
 static void hog_g(void *arg)
 {
     hog_t *h = arg;
+    h->hog_tid = th_gettid();
+    h->start = rt_now();
     /* The workers queue up on this G's P, behind a G that will not yield. */
     for (int i = 0; i < HOG_WORKERS; i++) {
         th_go(hog_worker, h);
     }
-    h->hog_tid = th_gettid();
-    h->start = rt_now();
     /*
      * Spin at least HOG_MS, and on until the queued workers have run (so a
      * loaded machine only makes it longer), but never past HOG_LIMIT_MS:

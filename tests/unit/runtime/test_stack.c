@@ -32,7 +32,8 @@ static long recurse(long depth)
     buf[sizeof(buf) - 1] = (char)depth;
     /*
      * A red zone is checked when the G switches away, so the red-zone
-     * variant parks at every frame, as any real G does when it does I/O.
+     * variant switches at every frame, as any real G does when it does I/O
+     * (a companion G keeps rt_yield from returning without a switch).
      */
     if (overflow_yields) {
         rt_yield();
@@ -55,10 +56,21 @@ static void overflow_g(void *arg)
     (void)w;
 }
 
+static void companion_g(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        rt_yield();
+    }
+}
+
 static void overflow_main(void *arg)
 {
     (void)arg;
     rt_chan_t *never = rt_chan_new(1, 0);
+    if (overflow_yields && rt_go(companion_g, NULL) != RT_OK) {
+        _exit(5);
+    }
     if (rt_go(overflow_g, NULL) != RT_OK) {
         _exit(5);
     }
