@@ -11,6 +11,7 @@
 #include "runtime/internal.h"
 
 #if defined(REMORA_ASAN)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #if defined(REMORA_TSAN)
@@ -70,6 +71,17 @@ void rt__san_g_started(void)
 {
 #if defined(REMORA_ASAN)
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+}
+
+void rt__san_g_reuse(rt__g_t *g)
+{
+#if defined(REMORA_ASAN)
+    /* A G that exited never returned from its frames: their redzones are
+     * still poisoned in the shadow and would trip the next G on this stack. */
+    __asan_unpoison_memory_region(g->stack_lo, (size_t)(g->stack_hi - g->stack_lo));
+#else
+    (void)g;
 #endif
 }
 

@@ -255,7 +255,7 @@ typedef struct rt__sched {
     _Atomic uint32_t nmidle;
     _Atomic uint32_t nmspinning;
     rt__g_t *gfree; /* global G free list, under gfree_lock */
-    int ngfree;
+    _Atomic int ngfree; /* also peeked without the lock */
     _Atomic uint32_t gfree_lock;
 
     int nprocs;
@@ -341,6 +341,7 @@ void rt__altstack_release(void *mem);
 void rt__switch(rt__m_t *m, rt__g_t *from, rt__g_t *to, bool from_dying);
 void rt__san_g_started(void);
 void rt__san_g_create(rt__g_t *g);
+void rt__san_g_reuse(rt__g_t *g);
 void rt__san_g_destroy(rt__g_t *g);
 void rt__san_m_init(rt__m_t *m);
 

@@ -43,11 +43,13 @@ rt_pool_t *rt_pool_new(size_t obj_size)
     return pool;
 }
 
+#if !defined(REMORA_ASAN)
 static pool_local_t *local_cache(rt_pool_t *pool)
 {
     rt__m_t *m = rt__getm();
     return m && m->curg && m->p ? &pool->local[m->p->id] : NULL;
 }
+#endif
 
 void *rt_pool_get(rt_pool_t *pool)
 {

@@ -396,7 +396,7 @@ static void gfput(rt__p_t *p, rt__g_t *g)
 
 static rt__g_t *gfget(rt__p_t *p)
 {
-    if (!p->gfree && rt__sched.gfree) {
+    if (!p->gfree && RT__LOAD(rt__sched.ngfree) > 0) {
         rt__spin_lock(&rt__sched.gfree_lock);
         while (p->ngfree < GFREE_LOCAL_MAX / 2 && rt__sched.gfree) {
             rt__g_t *x = rt__sched.gfree;
@@ -598,7 +598,9 @@ static uint64_t next_goid(rt__p_t *p)
 static rt__g_t *newg(rt__p_t *p, rt_go_fn *fn, void *arg)
 {
     rt__g_t *g = gfget(p);
-    if (!g) {
+    if (g) {
+        rt__san_g_reuse(g);
+    } else {
         g = rt__stack_alloc();
         rt__san_g_create(g);
     }

@@ -243,7 +243,9 @@ static void producer(void *arg)
         }
         atomic_store_explicit(&demo.c.backlog, backlog.len, memory_order_relaxed);
         if (!quit) {
-            rt_sleep(PRODUCER_TICK_MSEC * RT_MSEC);
+            /* Pace the offers: wait one tick, or less if main closes `quit` meanwhile. */
+            rt_time_t tick = rt_deadline_in(PRODUCER_TICK_MSEC * RT_MSEC);
+            quit = rt_chan_recv(demo.quit, NULL, tick) == RT_ECLOSED;
         }
     }
     /* The run is over: hand every deferred job over, waiting for room as long as it takes. */
