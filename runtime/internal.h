@@ -286,6 +286,7 @@ typedef struct rt__sched {
     _Atomic uint32_t sysmon_futex;
     _Atomic bool sysmon_sleeping;
     _Atomic uint64_t hogs_reported, handoffs, m_parks, discarded;
+    _Atomic uint64_t spawns_nop; /* Gs created by threads without a P */
 } rt__sched_t;
 
 extern rt__sched_t rt__sched;
@@ -307,6 +308,8 @@ void rt__ready_list(rt__g_t *head); /* linked through schedlink; from netpoll/sy
 void rt__park(_Atomic uint32_t *unlock, rt__park_fn *fn, void *arg);
 void rt__wakep(void);
 void rt__g_entry(rt__g_t *g);
+/* A new RUNNABLE G, not queued; works on g0 and on threads without a P. */
+rt__g_t *rt__newg_anywhere(rt_go_fn *fn, void *arg);
 uint64_t rt__fastrand(void);
 void rt__globrunq_put_batch(rt__g_t *head, rt__g_t *tail, uint32_t n);
 void rt__handoffp(rt__p_t *p);

@@ -16,6 +16,11 @@
  * the poller race only under the lock, and whoever clears the waiter readies
  * the G exactly once with its result (RT_OK, RT_ETIMEDOUT, RT_ECLOSED).
  *
+ * rt_go_when_readable parks no G at all: its waiter is heap-allocated and
+ * whoever clears it (poller, deadline, close) creates the G that runs the
+ * callback. An idle keep-alive connection then costs a netfd and 80 bytes,
+ * not a stack page.
+ *
  * Netfds are type-stable: recycled through a free list, freed only when
  * rt_run returns, so an event harvested by one M for a netfd another M just
  * closed touches valid memory (and at worst sets a spurious ready flag).
@@ -29,7 +34,9 @@
 #include "runtime/internal.h"
 
 typedef struct nwait {
-    rt__g_t *g;
+    rt__g_t *g;         /* the parked G, or NULL for rt_go_when_readable */
+    rt_ready_fn *fn;    /* rt_go_when_readable: what to spawn, with `arg` */
+    void *arg;
     int res;
     rt_netfd_t *nfd;
     bool write;
@@ -97,6 +104,10 @@ void rt__netpoll_break(void)
     (void)rc;
 }
 
+static void spawned_entry(void *arg);
+
+/* Clears the waiter in `slot` with `res` and pushes the G to run onto `list`:
+ * the parked G, or a new one for a spawn-on-ready waiter. */
 static rt__g_t *take_waiter(nwait_t **slot, int res, rt__g_t *list)
 {
     nwait_t *w = *slot;
@@ -105,8 +116,9 @@ static rt__g_t *take_waiter(nwait_t **slot, int res, rt__g_t *list)
     *slot = NULL;
     w->res = res;
     atomic_fetch_sub_explicit(&np.waiters, 1, memory_order_relaxed);
-    w->g->schedlink = list;
-    return w->g;
+    rt__g_t *g = w->g ? w->g : rt__newg_anywhere(spawned_entry, w);
+    g->schedlink = list;
+    return g;
 }
 
 rt__g_t *rt__netpoll(rt_time_t until, uint32_t *count)
@@ -296,4 +308,50 @@ int rt_wait_readable(rt_netfd_t *nfd, rt_time_t deadline)
 int rt_wait_writable(rt_netfd_t *nfd, rt_time_t deadline)
 {
     return netfd_wait(nfd, true, deadline);
+}
+
+/* ---- spawn on readiness ---- */
+
+static void spawned_entry(void *arg)
+{
+    nwait_t *w = arg;
+    if (w->deadline != RT_FOREVER)
+        rt__timer_stop(&w->timer); /* readiness may have beaten a pending deadline */
+    rt_ready_fn *fn = w->fn;
+    void *fn_arg = w->arg;
+    int res = w->res;
+    free(w);
+    fn(fn_arg, res);
+}
+
+int rt_go_when_readable(rt_netfd_t *nfd, rt_ready_fn *fn, void *arg, rt_time_t deadline)
+{
+    rt__m_t *m = rt__getm();
+    if (!m || !m->curg || !m->p || !fn)
+        return RT_ESTATE;
+    nwait_t *w = rt_xcalloc(1, sizeof(*w));
+    *w = (nwait_t){.fn = fn, .arg = arg, .nfd = nfd, .deadline = deadline};
+    w->timer.index = -1;
+    rt__spin_lock(&nfd->lock);
+    if (nfd->closing || nfd->rwait) {
+        rt__spin_unlock(&nfd->lock);
+        free(w);
+        return nfd->closing ? RT_ECLOSED : RT_ESTATE;
+    }
+    rt__g_t *g = NULL;
+    if (nfd->rd_ready) {
+        nfd->rd_ready = false;
+        w->res = RT_OK;
+        w->deadline = RT_FOREVER;
+        g = rt__newg_anywhere(spawned_entry, w);
+    } else {
+        nfd->rwait = w;
+        atomic_fetch_add_explicit(&np.waiters, 1, memory_order_relaxed);
+        if (deadline != RT_FOREVER)
+            rt__timer_start(&w->timer, deadline, on_deadline, w);
+    }
+    rt__spin_unlock(&nfd->lock);
+    if (g)
+        rt__ready(g, false);
+    return RT_OK;
 }

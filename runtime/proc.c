@@ -616,6 +616,22 @@ static rt__g_t *newg(rt__p_t *p, rt_go_fn *fn, void *arg)
     return g;
 }
 
+rt__g_t *rt__newg_anywhere(rt_go_fn *fn, void *arg)
+{
+    rt__m_t *m = rt__getm();
+    if (m && m->p && !m->in_syscall)
+        return newg(m->p, fn, arg);
+    rt__g_t *g = rt__stack_alloc();
+    rt__san_g_create(g);
+    g->fn = fn;
+    g->arg = arg;
+    g->id = atomic_fetch_add(&rt__sched.goidgen, 1);
+    rt__ctx_make(&g->ctx, g->stack_hi, g);
+    atomic_store_explicit(&g->status, RT__G_RUNNABLE, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rt__sched.spawns_nop, 1, memory_order_relaxed);
+    return g;
+}
+
 int rt_go(rt_go_fn *fn, void *arg)
 {
     rt__m_t *m = rt__getm();
@@ -898,6 +914,10 @@ top:
             return inject_take_one(list);
         goto top;
     }
+    /* Another M sleeps in the poller; it must not oversleep the timers of
+     * the P we just gave back. */
+    if (rt__timers_next() < atomic_load(&rt__sched.poll_until))
+        rt__netpoll_break();
     if (!stopm(m))
         return NULL;
     goto top;

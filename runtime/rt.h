@@ -209,6 +209,17 @@ ssize_t rt_write_all(rt_netfd_t *nfd, const void *buf, size_t len, rt_time_t dea
 int rt_wait_readable(rt_netfd_t *nfd, rt_time_t deadline);
 int rt_wait_writable(rt_netfd_t *nfd, rt_time_t deadline);
 
+typedef void rt_ready_fn(void *arg, int result);
+/**
+ * Spawns a G running `fn(arg, result)` once `nfd` is readable (result RT_OK),
+ * `deadline` passes (RT_ETIMEDOUT) or `nfd` is closed (RT_ECLOSED), holding
+ * no G and no stack meanwhile: what an idle keep-alive connection should cost.
+ * At most one reader may wait on `nfd` at a time. Returns RT_OK, or an error
+ * (then `fn` never runs and the caller still owns `arg`).
+ */
+RT_MUST_CHECK int rt_go_when_readable(rt_netfd_t *nfd, rt_ready_fn *fn, void *arg,
+                                      rt_time_t deadline);
+
 /* ---- sync (embeddable; the zero value is ready to use) ---- */
 
 typedef struct rt_mutex {

@@ -35,6 +35,7 @@ static void read_stats(rt_stats_t *out, bool resident)
         else if (s == RT__P_SYSCALL)
             out->gs_syscall++;
     }
+    out->spawns += RT__LOAD(rt__sched.spawns_nop);
     out->gs_live = out->spawns > exits ? out->spawns - exits : 0;
     out->runq_global = RT__LOAD(rt__sched.runq_size);
     out->gs_runnable = out->runq_global + out->runq_local_total;

@@ -430,7 +430,7 @@ static void demo_main(void *arg)
             break;
         }
         /* Cooperative scheduling: a long loop offers its P to others now and then. */
-        if (i % 256 == 255) {
+        if (i % 64 == 63) {
             rt_yield();
         }
     }

@@ -53,6 +53,16 @@ long th_scaled(long n)
     return s < 1 ? 1 : s;
 }
 
+long th_scaled_gs(long n)
+{
+    long s = th_scaled(n);
+    /* TSan gives each G a fiber, and dies past 8128 threads and fibers. */
+    if (th_tsan() && s > TH_TSAN_MAX_LIVE_GS) {
+        s = TH_TSAN_MAX_LIVE_GS;
+    }
+    return s;
+}
+
 int64_t th_slack(int64_t ns)
 {
     long factor = 1;
@@ -60,7 +70,9 @@ int64_t th_slack(int64_t ns)
     if (mult != NULL && atol(mult) > factor) {
         factor = atol(mult);
     }
-    if ((th_tsan() || th_asan()) && factor < 4) {
+    if (th_tsan() && factor < 8) {
+        factor = 8;
+    } else if (th_asan() && factor < 4) {
         factor = 4;
     }
     return ns * factor;

@@ -32,7 +32,13 @@ bool th_tsan(void);
 bool th_asan(void);
 /** Returns `n` scaled down for sanitizers (TSan /10, ASan /4), at least 1. */
 long th_scaled(long n);
-/** Returns a timing tolerance `ns` widened by the sanitizer/CK_TIMEOUT_MULTIPLIER factor. */
+/** Like th_scaled for a count of Gs alive at once: at most TH_TSAN_MAX_LIVE_GS under TSan. */
+long th_scaled_gs(long n);
+#define TH_TSAN_MAX_LIVE_GS 4000
+/**
+ * Returns a timing tolerance `ns` widened by CK_TIMEOUT_MULTIPLIER, and at
+ * least 8x under TSan and 4x under ASan.
+ */
 int64_t th_slack(int64_t ns);
 
 /** Returns the calling OS thread's id. */

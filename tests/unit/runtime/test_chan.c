@@ -14,7 +14,7 @@
 #include "tests/support/th.h"
 #include "tests/unit/runtime/suites.h"
 
-#define WAIT_NS (30 * RT_SEC)
+#define WAIT_NS (20 * RT_SEC)
 
 /* ---- many producers, many consumers ---- */
 

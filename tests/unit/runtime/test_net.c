@@ -18,7 +18,7 @@
 #include "tests/support/th.h"
 #include "tests/unit/runtime/suites.h"
 
-#define IO_WAIT_NS (30 * RT_SEC)
+#define IO_WAIT_NS (20 * RT_SEC)
 
 static int listen_loopback(rt_netfd_t **lnfd, struct sockaddr_storage *ss, socklen_t *len,
                            int backlog)
@@ -173,7 +173,7 @@ static void echo_main(void *arg)
     for (long i = 0; i < e->nconn; i++) {
         th_go(echo_client, (void *)(intptr_t)i);
     }
-    rt_time_t deadline = rt_deadline_in(th_slack(2 * IO_WAIT_NS));
+    rt_time_t deadline = rt_deadline_in(th_slack(IO_WAIT_NS) + 5 * RT_SEC);
     e->clients_rc = th_wg_wait_until(&e->clients, deadline);
     e->servers_rc = th_wg_wait_until(&e->servers, deadline);
     rt_netfd_close(e->lnfd);

@@ -66,7 +66,7 @@ static void burst_main(void *arg)
     for (long i = 0; i < b->n; i++) {
         th_go(burst_worker, (void *)(intptr_t)i);
     }
-    b->wait_rc = th_wg_wait_until(&b->wg, rt_deadline_in(th_slack(30 * RT_SEC)));
+    b->wait_rc = th_wg_wait_until(&b->wg, rt_deadline_in(th_slack(20 * RT_SEC)));
     rt_stats_read(&b->stats);
 }
 
@@ -74,7 +74,7 @@ START_TEST(test_sched_burst_runs_on_both_ms_and_steals)
 {
     burst_t b;
     memset(&b, 0, sizeof(b));
-    b.n = th_scaled(100000);
+    b.n = th_scaled_gs(100000);
     b.tids = calloc((size_t)b.n, sizeof(*b.tids));
     b.pids = calloc((size_t)b.n, sizeof(*b.pids));
     ck_assert_ptr_nonnull(b.tids);

@@ -126,7 +126,7 @@ START_TEST(test_stack_overflow_is_reported)
     }
     close(pipefd[1]);
     static char out[65536];
-    bool eof = read_all(pipefd[0], out, sizeof(out), rt_deadline_in(th_slack(30 * RT_SEC)));
+    bool eof = read_all(pipefd[0], out, sizeof(out), rt_deadline_in(th_slack(20 * RT_SEC)));
     close(pipefd[0]);
     if (!eof) {
         kill(pid, SIGKILL);
@@ -217,7 +217,7 @@ static void many_main(void *arg)
     for (long i = 0; i < m->n; i++) {
         th_go(many_g, NULL);
     }
-    rt_time_t deadline = rt_deadline_in(th_slack(30 * RT_SEC));
+    rt_time_t deadline = rt_deadline_in(th_slack(20 * RT_SEC));
     m->arrived_rc = th_wg_wait_until(&m->arrived, deadline);
     m->parked_seen = th_wait_gs_waiting((uint64_t)m->n, deadline);
     rt_stats_read(&m->parked);
@@ -236,7 +236,7 @@ START_TEST(test_stack_100k_parked_gs_fit_default_map_count)
 {
     many_t m;
     memset(&m, 0, sizeof(m));
-    m.n = th_scaled(100000);
+    m.n = th_scaled_gs(100000);
     rt_config_t cfg = {.procs = 2, .guard = RT_GUARD_AUTO};
     th_rt_run_cfg(&cfg, many_main, &m);
     ck_assert_int_eq(m.arrived_rc, RT_OK);

@@ -61,7 +61,7 @@ static void mutex_count_main(void *arg)
     for (int i = 0; i < MUTEX_GS; i++) {
         th_go(mutex_count_g, m);
     }
-    m->wait_rc = th_wg_wait_until(&m->wg, rt_deadline_in(th_slack(30 * RT_SEC)));
+    m->wait_rc = th_wg_wait_until(&m->wg, rt_deadline_in(th_slack(20 * RT_SEC)));
 }
 
 START_TEST(test_sync_mutex_counter_is_exact)
@@ -438,7 +438,7 @@ static void value_main(void *arg)
         th_go(value_reader, t);
     }
     th_go(value_writer, t);
-    t->wait_rc = th_wg_wait_until(&t->wg, rt_deadline_in(th_slack(30 * RT_SEC)));
+    t->wait_rc = th_wg_wait_until(&t->wg, rt_deadline_in(th_slack(20 * RT_SEC)));
     if (t->wait_rc != RT_OK) {
         return;
     }

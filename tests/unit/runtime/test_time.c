@@ -70,7 +70,7 @@ static void sleepers_main(void *arg)
     }
     s->start_at = rt_now();
     rt_chan_close(s->start);
-    s->wait_rc = th_wg_wait_until(&s->wg, rt_deadline_in(th_slack(30 * RT_SEC)));
+    s->wait_rc = th_wg_wait_until(&s->wg, rt_deadline_in(th_slack(20 * RT_SEC)));
     if (s->wait_rc == RT_OK) {
         rt_chan_free(s->start);
     }
