@@ -777,11 +777,21 @@ static void resetspinning(rt__m_t *m)
         rt__wakep();
 }
 
-static rt__g_t *inject_take_one(rt__g_t *list)
+/* Netpoll results: run the first, queue the rest on our P (overflowing to
+ * the global queue), and wake a spinning M if Ps are idle. */
+static rt__g_t *inject_take_one(rt__p_t *p, rt__g_t *list)
 {
     rt__g_t *first = list;
-    rt__ready_list(first->schedlink);
+    bool more = first->schedlink != NULL;
+    for (rt__g_t *g = first->schedlink; g;) {
+        rt__g_t *next = g->schedlink;
+        atomic_store_explicit(&g->status, RT__G_RUNNABLE, memory_order_relaxed);
+        rt__runq_put(p, g, false);
+        g = next;
+    }
     first->schedlink = NULL;
+    if (more)
+        rt__wakep();
     return first;
 }
 
@@ -841,7 +851,7 @@ top:
         uint32_t cnt = 0;
         rt__g_t *list = rt__netpoll(RT_NOWAIT, &cnt);
         if (list)
-            g = inject_take_one(list);
+            g = inject_take_one(p, list);
     }
     if (!g) {
         uint32_t busy = (uint32_t)rt__sched.nprocs - RT__LOAD(rt__sched.npidle);
@@ -911,7 +921,7 @@ top:
         }
         acquirep(m, np);
         if (list)
-            return inject_take_one(list);
+            return inject_take_one(np, list);
         goto top;
     }
     /* Another M sleeps in the poller; it must not oversleep the timers of
