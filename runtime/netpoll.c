@@ -68,7 +68,9 @@ void rt__netpoll_init(void)
     RT_CHECK(rt__sched.epfd >= 0, "epoll_create1 failed");
     rt__sched.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     RT_CHECK(rt__sched.wakefd >= 0, "eventfd failed");
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = NULL};
+    /* Level-triggered, and read only by the blocking poller: a non-blocking
+     * poll by another M must not swallow the wake-up meant for it. */
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     RT_CHECK(epoll_ctl(rt__sched.epfd, EPOLL_CTL_ADD, rt__sched.wakefd, &ev) == 0,
              "epoll_ctl(eventfd) failed");
     np.free = NULL;
@@ -142,10 +144,14 @@ rt__g_t *rt__netpoll(rt_time_t until, uint32_t *count)
         rt_netfd_t *nfd = events[i].data.ptr;
         uint32_t ev = events[i].events;
         if (!nfd) {
-            uint64_t v;
-            ssize_t rc = read(rt__sched.wakefd, &v, sizeof(v));
-            (void)rc;
-            atomic_store(&rt__sched.poll_wakeup_pending, 0);
+            if (until != RT_NOWAIT) {
+                /* Read, then clear: a break in between is absorbed by this
+                 * wake-up, and the flag never stays set with nothing to read. */
+                uint64_t v;
+                ssize_t rc = read(rt__sched.wakefd, &v, sizeof(v));
+                (void)rc;
+                atomic_store(&rt__sched.poll_wakeup_pending, 0);
+            }
             continue;
         }
         rt__spin_lock(&nfd->lock);

@@ -543,7 +543,10 @@ void rt_yield(void)
         RT__STAT_INC(p->schedtick); /* still a scheduling point, for sysmon */
         return;
     }
-    m->after = RT__AFTER_YIELD;
+    /* A backlog in the global queue means local Gs are rotating among
+     * themselves while others wait (the queue is read every 61st tick):
+     * then the yielder goes to the back of the global queue, as in Go. */
+    m->after = RT__LOAD(rt__sched.runq_size) > 0 ? RT__AFTER_GLOBAL : RT__AFTER_YIELD;
     m->after_g = cur;
     switch_to(m, cur, next, false);
 }

@@ -74,7 +74,7 @@ int rt_select(rt_case_t *cases, size_t ncases, rt_time_t deadline)
     }
 
     /* Random poll order (Fisher-Yates) and address lock order (insertion sort). */
-    uint8_t pollorder[MAX_CASES], lockorder[MAX_CASES];
+    uint8_t pollorder[MAX_CASES] = {0}, lockorder[MAX_CASES] = {0};
     size_t npoll = 0, nlock = 0;
     for (size_t i = 0; i < ncases; i++) {
         if (!cases[i].ch)

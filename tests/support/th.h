@@ -62,8 +62,10 @@ int th_wg_wait_until(rt_waitgroup_t *wg, rt_time_t deadline);
  */
 bool th_wait_gs_waiting(uint64_t n, rt_time_t deadline);
 
-/** Yields until rt_stats_t.gs_live is at most `n` or `deadline` passes. Returns true on success.
- * May park. */
+/**
+ * Yields until rt_stats_t.gs_live is at most `n` or `deadline` passes.
+ * Returns true if it got there. May park.
+ */
 bool th_wait_gs_live_at_most(uint64_t n, rt_time_t deadline);
 
 /** Returns an address for 127.0.0.1 on `port` (0 = ephemeral). */
