@@ -28,6 +28,7 @@ typedef struct rt__timer rt__timer_t;
  * except as the "unlock after switch" of rt__park) ---- */
 
 void rt__spin_lock(_Atomic uint32_t *l);
+
 static inline bool rt__spin_trylock(_Atomic uint32_t *l)
 {
     uint32_t zero = 0;
@@ -35,6 +36,7 @@ static inline bool rt__spin_trylock(_Atomic uint32_t *l)
            atomic_compare_exchange_strong_explicit(l, &zero, 1, memory_order_acquire,
                                                    memory_order_relaxed);
 }
+
 static inline void rt__spin_unlock(_Atomic uint32_t *l)
 {
     atomic_store_explicit(l, 0, memory_order_release);
@@ -132,12 +134,13 @@ rt__waitq_t *rt__chan_queue(rt_chan_t *ch, bool send);
 /* ---- timers (time.c): per-P 4-ary heaps ---- */
 
 typedef void rt__timer_fn(rt__timer_t *t, void *arg);
+
 struct rt__timer {
     rt_time_t when;
     rt__timer_fn *fn;
     void *arg;
-    rt__p_t *p;              /* heap it is in, under p->timers_lock */
-    int32_t index;           /* heap index, -1 when not queued */
+    rt__p_t *p;               /* heap it is in, under p->timers_lock */
+    int32_t index;            /* heap index, -1 when not queued */
     _Atomic uint32_t running; /* fn executing (cancel waits for it) */
 };
 
@@ -188,8 +191,8 @@ struct rt__p {
 
     /* Statistics, single writer (the owner), relaxed. */
     struct {
-        _Atomic uint64_t spawns, exits, steals, stolen_gs, parks, yields, timer_fires,
-            schedules, netpoll_wakeups;
+        _Atomic uint64_t spawns, exits, steals, stolen_gs, parks, yields, timer_fires, schedules,
+            netpoll_wakeups;
     } st __attribute__((aligned(RT_CACHE_LINE)));
 
     /* sysmon */
@@ -202,10 +205,10 @@ struct rt__p {
 
 typedef enum rt__after {
     RT__AFTER_NONE = 0,
-    RT__AFTER_PARK,       /* prev becomes WAITING; then unlock / call fn */
-    RT__AFTER_YIELD,      /* prev goes to the local run queue tail */
-    RT__AFTER_EXIT,       /* prev is freed */
-    RT__AFTER_GLOBAL,     /* prev goes to the global run queue (no P after a syscall) */
+    RT__AFTER_PARK,   /* prev becomes WAITING; then unlock / call fn */
+    RT__AFTER_YIELD,  /* prev goes to the local run queue tail */
+    RT__AFTER_EXIT,   /* prev is freed */
+    RT__AFTER_GLOBAL, /* prev goes to the global run queue (no P after a syscall) */
 } rt__after_t;
 
 /* Park hook: runs after the parking G's context is saved. Returning false
@@ -254,7 +257,7 @@ typedef struct rt__sched {
     rt__m_t *midle;
     _Atomic uint32_t nmidle;
     _Atomic uint32_t nmspinning;
-    rt__g_t *gfree; /* global G free list, under gfree_lock */
+    rt__g_t *gfree;     /* global G free list, under gfree_lock */
     _Atomic int ngfree; /* also peeked without the lock */
     _Atomic uint32_t gfree_lock;
 
@@ -274,8 +277,8 @@ typedef struct rt__sched {
 
     /* netpoll */
     int epfd, wakefd;
-    _Atomic bool polling;        /* an M is blocked in epoll_wait */
-    _Atomic int64_t poll_until;  /* its deadline */
+    _Atomic bool polling;       /* an M is blocked in epoll_wait */
+    _Atomic int64_t poll_until; /* its deadline */
     _Atomic int64_t last_poll;
     _Atomic uint32_t poll_wakeup_pending;
     _Atomic uint64_t netpoll_waits;
@@ -294,6 +297,7 @@ extern rt__sched_t rt__sched;
 /* tls.c: the only thread-locals; noinline so no address is cached across a park. */
 RT_NOINLINE rt__m_t *rt__getm(void);
 RT_NOINLINE void rt__setm(rt__m_t *m);
+
 static inline rt__g_t *rt__getg(void)
 {
     rt__m_t *m = rt__getm();
@@ -326,8 +330,8 @@ bool rt__runq_empty(rt__p_t *p);
 /* stack.c */
 void rt__stacks_init(size_t stack_size, rt_stack_guard_t guard);
 void rt__stacks_shutdown(void (*each_live)(rt__g_t *g));
-rt__g_t *rt__stack_alloc(void); /* a fresh G at the top of a new slot */
-void rt__stack_check(rt__g_t *g); /* red zone check at switch-out */
+rt__g_t *rt__stack_alloc(void);      /* a fresh G at the top of a new slot */
+void rt__stack_check(rt__g_t *g);    /* red zone check at switch-out */
 void rt__stack_check_in(rt__g_t *g); /* red zone: was g overwritten from above? */
 uint64_t rt__stack_canary(const rt__g_t *g);
 void rt__stack_stats(rt_stats_t *out, bool resident);

@@ -97,8 +97,7 @@ static void set_nodelay(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-int rt_accept(rt_netfd_t *lnfd, rt_netfd_t **out, struct sockaddr_storage *peer,
-              rt_time_t deadline)
+int rt_accept(rt_netfd_t *lnfd, rt_netfd_t **out, struct sockaddr_storage *peer, rt_time_t deadline)
 {
     for (;;) {
         int c = rt__sys_accept4(rt_netfd_fd(lnfd), peer, SOCK_NONBLOCK | SOCK_CLOEXEC);

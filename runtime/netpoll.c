@@ -34,8 +34,8 @@
 #include "runtime/internal.h"
 
 typedef struct nwait {
-    rt__g_t *g;         /* the parked G, or NULL for rt_go_when_readable */
-    rt_ready_fn *fn;    /* rt_go_when_readable: what to spawn, with `arg` */
+    rt__g_t *g;      /* the parked G, or NULL for rt_go_when_readable */
+    rt_ready_fn *fn; /* rt_go_when_readable: what to spawn, with `arg` */
     void *arg;
     int res;
     rt_netfd_t *nfd;
@@ -210,8 +210,7 @@ int rt_netfd_open(int fd, rt_netfd_t **out)
     nfd->closing = nfd->rd_ready = nfd->wr_ready = false;
     nfd->rwait = nfd->wwait = NULL;
     rt__spin_unlock(&nfd->lock);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                             .data.ptr = nfd};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = nfd};
     if (epoll_ctl(rt__sched.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         int err = -rt_errno();
         rt__spin_lock(&np.lock);

@@ -117,7 +117,8 @@ void rt_blocking_leave(void);
 
 typedef struct rt_chan rt_chan_t;
 
-/** Returns a new channel of `elem_size`-byte elements; `capacity` 0 is a rendezvous. Caller owns. */
+/** Returns a new channel of `elem_size`-byte elements; `capacity` 0 is a rendezvous. Caller owns.
+ */
 rt_chan_t *rt_chan_new(size_t elem_size, size_t capacity);
 /** Frees `ch`; no G may be blocked on it. NULL does nothing. */
 void rt_chan_free(rt_chan_t *ch);
@@ -168,7 +169,8 @@ void rt_sleep_until(rt_time_t deadline);
 void rt_sleep(int64_t ns);
 
 typedef struct rt_timer rt_timer_t;
-/** Returns a timer whose channel (capacity 1, rt_time_t elements) receives the fire time at `when`. */
+/** Returns a timer whose channel (capacity 1, rt_time_t elements) receives the fire time at `when`.
+ */
 rt_timer_t *rt_timer_new(rt_time_t when);
 /** Borrowed; valid until rt_timer_free. */
 rt_chan_t *rt_timer_chan(rt_timer_t *t);
@@ -199,7 +201,8 @@ RT_MUST_CHECK int rt_accept(rt_netfd_t *lnfd, rt_netfd_t **out, struct sockaddr_
 /** Connects a new TCP socket to `addr`. Returns RT_OK, -ECONNREFUSED..., RT_ETIMEDOUT. May park. */
 RT_MUST_CHECK int rt_connect(const struct sockaddr *addr, socklen_t len, rt_netfd_t **out,
                              rt_time_t deadline);
-/** Reads up to `len` bytes: count, 0 at EOF, or negative (-ECONNRESET, RT_ETIMEDOUT, ...). May park. */
+/** Reads up to `len` bytes: count, 0 at EOF, or negative (-ECONNRESET, RT_ETIMEDOUT, ...). May
+ * park. */
 ssize_t rt_read(rt_netfd_t *nfd, void *buf, size_t len, rt_time_t deadline);
 /** Writes up to `len` bytes (at least 1 unless error). May park. */
 ssize_t rt_write(rt_netfd_t *nfd, const void *buf, size_t len, rt_time_t deadline);
@@ -278,7 +281,8 @@ typedef struct rt_value_hold {
     void *_node;
 } rt_value_hold_t;
 
-/** Initialises `v` holding `ptr` (may be NULL); `release` frees a retired value. Takes ownership. */
+/** Initialises `v` holding `ptr` (may be NULL); `release` frees a retired value. Takes ownership.
+ */
 void rt_value_init(rt_value_t *v, void *ptr, void (*release)(void *ptr));
 /** Stores `ptr` (takes ownership); the previous value is released when no longer held. */
 void rt_value_store(rt_value_t *v, void *ptr);
@@ -297,8 +301,8 @@ typedef struct rt_stats {
     uint64_t gs_live, gs_runnable, gs_running, gs_waiting, gs_syscall;
     uint64_t gs_discarded; /* parked Gs dropped when rt_run returned */
     /* counters since rt_run started */
-    uint64_t spawns, steals, stolen_gs, parks, yields, netpoll_waits, netpoll_wakeups,
-        timer_fires, hogs_reported, handoffs, m_parks;
+    uint64_t spawns, steals, stolen_gs, parks, yields, netpoll_waits, netpoll_wakeups, timer_fires,
+        hogs_reported, handoffs, m_parks;
     /* memory */
     uint64_t stacks, stacks_guarded, stack_bytes_mapped, stack_bytes_resident;
     /* threads and queues */

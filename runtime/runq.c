@@ -27,6 +27,7 @@
 static bool put_slow(rt__p_t *p, rt__g_t *g, uint32_t head, uint32_t tail)
 {
     enum { HALF = RT__RUNQ_SIZE / 2 };
+
     rt__g_t *batch[HALF + 1];
     uint32_t n = (tail - head) / 2;
     RT_CHECK(n == HALF, "run queue is not full");

@@ -115,12 +115,12 @@ int rt_select(rt_case_t *cases, size_t ncases, rt_time_t deadline)
     rt__waiter_t waiters[MAX_CASES];
     for (size_t k = 0; k < npoll; k++) {
         size_t i = pollorder[k];
-        waiters[k] = (rt__waiter_t){.w = &pw, .elem = cases[i].elem, .ch = cases[i].ch,
-                                    .case_index = (int)i};
+        waiters[k] = (rt__waiter_t){
+            .w = &pw, .elem = cases[i].elem, .ch = cases[i].ch, .case_index = (int)i};
         rt__waitq_push(rt__chan_queue(cases[i].ch, cases[i].op == RT_CASE_SEND), &waiters[k]);
     }
-    sel_t s = {.cases = cases, .lockorder = lockorder, .nlock = nlock, .pw = &pw,
-               .deadline = deadline};
+    sel_t s = {
+        .cases = cases, .lockorder = lockorder, .nlock = nlock, .pw = &pw, .deadline = deadline};
     s.timer.index = -1;
     rt__park(NULL, select_parked, &s);
     if (deadline != RT_FOREVER)

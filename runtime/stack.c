@@ -101,9 +101,9 @@ void rt__stacks_init(size_t stack_size, rt_stack_guard_t guard)
 
 static slab_t *new_slab(void)
 {
-    bool guarded = st.mode == RT_GUARD_PAGES ||
-                   (st.mode == RT_GUARD_AUTO && st.guarded_slots + GUARDED_SLAB_SLOTS <=
-                                                    st.guarded_budget);
+    bool guarded =
+        st.mode == RT_GUARD_PAGES ||
+        (st.mode == RT_GUARD_AUTO && st.guarded_slots + GUARDED_SLAB_SLOTS <= st.guarded_budget);
     size_t n = guarded ? GUARDED_SLAB_SLOTS : REDZONE_SLAB_SLOTS;
     size_t nslabs = RT__LOAD(st.nslabs);
     RT_CHECK(nslabs < MAX_SLABS, "too many stack slabs");
@@ -304,7 +304,8 @@ void rt__signals_init(void)
 
 void *rt__altstack_new(void)
 {
-    void *mem = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *mem =
+        mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED)
         return NULL;
     stack_t ss = {.ss_sp = mem, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};

@@ -55,8 +55,8 @@ static bool retake(rt__p_t *p, rt_time_t now)
                "runtime: G %llu has held P %d for %lld ms without a scheduling point "
                "(scheduling is cooperative: park, do I/O or call rt_yield); "
                "moving the rest of P %d's queue to other Ps",
-               (unsigned long long)atomic_load_explicit(&p->curg_id, memory_order_relaxed),
-               p->id, (long long)((now - p->mon_when) / RT_MSEC), p->id);
+               (unsigned long long)atomic_load_explicit(&p->curg_id, memory_order_relaxed), p->id,
+               (long long)((now - p->mon_when) / RT_MSEC), p->id);
     }
     if (!rt__runq_empty(p))
         rt__wakep();
