@@ -498,6 +498,113 @@ END_TEST
 
 /* ---- address parsing ---- */
 
+/* ---- rt_go_when_readable: idle connections hold no G ---- */
+
+typedef struct idle_conn {
+    rt_netfd_t *mine, *peer;
+    rt_chan_t *results; /* int: the callback's result, or -1 on a short read */
+} idle_conn_t;
+
+static void on_idle_ready(void *arg, int result)
+{
+    idle_conn_t *c = arg;
+    int out = result;
+    if (result == RT_OK) {
+        char buf[8] = {0};
+        ssize_t n = rt_read(c->mine, buf, sizeof(buf), rt_deadline_in(th_slack(RT_SEC)));
+        out = n == 4 && memcmp(buf, "ping", 4) == 0 ? RT_OK : -1;
+    }
+    (void)rt_chan_send(c->results, &out, RT_FOREVER);
+}
+
+typedef struct idle {
+    long n;
+    int register_rc, ok, timedout, closed, other;
+    uint64_t live_before, live_idle, stacks_before, stacks_idle;
+    rt_time_t timeout_elapsed;
+} idle_t;
+
+static void idle_main(void *arg)
+{
+    idle_t *t = arg;
+    idle_conn_t *conns = calloc((size_t)t->n + 2, sizeof(*conns));
+    rt_chan_t *results = rt_chan_new(sizeof(int), (size_t)t->n + 2);
+    for (long i = 0; i < t->n + 2; i++) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 || rt_netfd_open(sv[0], &conns[i].mine) ||
+            rt_netfd_open(sv[1], &conns[i].peer)) {
+            t->register_rc = -1;
+            return;
+        }
+        conns[i].results = results;
+    }
+    rt_stats_t st;
+    rt_stats_read(&st);
+    t->live_before = st.gs_live;
+    t->stacks_before = st.stacks;
+    for (long i = 0; i < t->n && t->register_rc == RT_OK; i++) {
+        t->register_rc = rt_go_when_readable(conns[i].mine, on_idle_ready, &conns[i], RT_FOREVER);
+    }
+    rt_stats_read(&st);
+    t->live_idle = st.gs_live;
+    t->stacks_idle = st.stacks;
+
+    /* Wake every idle connection, then one that times out and one closed. */
+    for (long i = 0; i < t->n; i++) {
+        (void)rt_write_all(conns[i].peer, "ping", 4, rt_deadline_in(th_slack(RT_SEC)));
+    }
+    idle_conn_t *slow = &conns[t->n], *gone = &conns[t->n + 1];
+    rt_time_t start = rt_now();
+    if (rt_go_when_readable(slow->mine, on_idle_ready, slow, rt_deadline_in(50 * RT_MSEC)) ||
+        rt_go_when_readable(gone->mine, on_idle_ready, gone, RT_FOREVER)) {
+        t->register_rc = -2;
+        return;
+    }
+    rt_netfd_close(gone->mine);
+    gone->mine = NULL;
+    for (long i = 0; i < t->n + 2; i++) {
+        int r = 0;
+        if (rt_chan_recv(results, &r, rt_deadline_in(th_slack(5 * RT_SEC))) != RT_OK) {
+            break;
+        }
+        if (r == RT_OK) {
+            t->ok++;
+        } else if (r == RT_ETIMEDOUT) {
+            t->timedout++;
+            t->timeout_elapsed = rt_now() - start;
+        } else if (r == RT_ECLOSED) {
+            t->closed++;
+        } else {
+            t->other++;
+        }
+    }
+    for (long i = 0; i < t->n + 2; i++) {
+        rt_netfd_close(conns[i].mine);
+        rt_netfd_close(conns[i].peer);
+    }
+    rt_chan_free(results);
+    free(conns);
+}
+
+START_TEST(test_net_go_when_readable_holds_no_g_while_idle)
+{
+    idle_t t = {.n = th_scaled(1000)};
+    th_rt_run(idle_main, &t, 2);
+    ck_assert_int_eq(t.register_rc, RT_OK);
+    ck_assert_msg(t.live_idle == t.live_before && t.stacks_idle == t.stacks_before,
+                  "%ld idle connections cost Gs: live %llu -> %llu, stacks %llu -> %llu", t.n,
+                  (unsigned long long)t.live_before, (unsigned long long)t.live_idle,
+                  (unsigned long long)t.stacks_before, (unsigned long long)t.stacks_idle);
+    ck_assert_int_eq(t.ok, t.n);
+    ck_assert_int_eq(t.timedout, 1);
+    ck_assert_int_eq(t.closed, 1);
+    ck_assert_int_eq(t.other, 0);
+    ck_assert_msg(t.timeout_elapsed >= 50 * RT_MSEC && t.timeout_elapsed < th_slack(RT_SEC),
+                  "idle deadline fired after %.1f ms", (double)t.timeout_elapsed / RT_MSEC);
+}
+
+END_TEST
+
 START_TEST(test_net_sockaddr_parse_accepts_and_rejects)
 {
     struct sockaddr_storage ss;
@@ -566,6 +673,7 @@ Suite *suite_runtime_net(void)
     TCase *tc = tcase_create("echo");
     tcase_add_test(tc, test_net_tcp_echo_1000_connections_in_parallel);
     tcase_add_test(tc, test_net_netfd_open_streams_through_socketpair);
+    tcase_add_test(tc, test_net_go_when_readable_holds_no_g_while_idle);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");
