@@ -271,6 +271,61 @@ static void sleeps_main(void *arg)
     s->past_elapsed = rt_now() - t0;
 }
 
+/* ---- a P busy with a hog does not hold back its timers ---- */
+
+#define BUSY_TIMER_NS (20 * RT_MSEC)
+#define BUSY_SPIN_NS (300 * RT_MSEC)
+
+typedef struct busy_timer {
+    rt_timer_t *timer;
+    rt_waitgroup_t wg;
+    int armed_on, spun_on, recv_rc;
+    rt_time_t armed_at, woke_at, spin_end;
+} busy_timer_t;
+
+static void busy_timer_waiter(void *arg)
+{
+    busy_timer_t *b = arg;
+    rt_time_t fired;
+    b->recv_rc =
+        rt_chan_recv(rt_timer_chan(b->timer), &fired, rt_deadline_in(th_slack(5 * RT_SEC)));
+    b->woke_at = rt_now();
+    rt_wg_done(&b->wg);
+}
+
+static void busy_timer_main(void *arg)
+{
+    busy_timer_t *b = arg;
+    rt_wg_add(&b->wg, 1);
+    /* The timer lands in this P's heap; then this G holds the P, spinning. */
+    b->armed_at = rt_now();
+    b->armed_on = rt_p_id();
+    b->timer = rt_timer_new(b->armed_at + BUSY_TIMER_NS);
+    th_go(busy_timer_waiter, b);
+    rt_yield(); /* let the waiter park on the timer's channel */
+    b->spun_on = rt_p_id();
+    while (rt_now() - b->armed_at < BUSY_SPIN_NS) {
+    }
+    b->spin_end = rt_now();
+    (void)th_wg_wait_until(&b->wg, rt_deadline_in(th_slack(5 * RT_SEC)));
+    rt_timer_free(b->timer);
+}
+
+START_TEST(test_time_timers_of_a_busy_p_fire_on_time)
+{
+    busy_timer_t b;
+    memset(&b, 0, sizeof(b));
+    th_rt_run(busy_timer_main, &b, 2);
+    ck_assert_int_eq(b.recv_rc, RT_OK);
+    ck_assert_int_eq(b.armed_on, b.spun_on);
+    int64_t late = b.woke_at - (b.armed_at + BUSY_TIMER_NS);
+    ck_assert_msg(late >= 0 && late < th_slack(50 * RT_MSEC),
+                  "timer of a busy P woke its G %.1f ms late (the P was busy for %.0f ms)",
+                  (double)late / RT_MSEC, (double)(b.spin_end - b.armed_at) / RT_MSEC);
+}
+
+END_TEST
+
 START_TEST(test_time_sleep_lasts_at_least_its_duration)
 {
     sleeps_t s;
@@ -324,6 +379,7 @@ Suite *suite_runtime_time(void)
     tc = tcase_create("timer");
     tcase_add_test(tc, test_time_timer_channel_fires);
     tcase_add_test(tc, test_time_timer_free_stops_pending_timer);
+    tcase_add_test(tc, test_time_timers_of_a_busy_p_fire_on_time);
     suite_add_tcase(s, tc);
     return s;
 }
