@@ -176,7 +176,8 @@ struct rt__p {
 
     /* Owner-only state. */
     _Atomic uint32_t schedtick __attribute__((aligned(RT_CACHE_LINE)));
-    _Atomic uint64_t curg_id; /* for sysmon's reports */
+    _Atomic uint64_t curg_id;  /* for sysmon's reports */
+    uint32_t global_countdown; /* look at the global queue when it hits 0 */
     rt__g_t *gfree;
     int ngfree;
     uint64_t goid_next, goid_end;
@@ -321,8 +322,6 @@ void rt__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns);
 void rt__futex_wake(_Atomic uint32_t *addr, int n);
 
 /* runq.c */
-void rt__runq_put(rt__p_t *p, rt__g_t *g, bool next);
-rt__g_t *rt__runq_get(rt__p_t *p);
 uint32_t rt__runq_len(rt__p_t *p);
 rt__g_t *rt__runq_steal(rt__p_t *p, rt__p_t *victim, bool steal_next);
 bool rt__runq_empty(rt__p_t *p);
@@ -374,5 +373,7 @@ RT_NOINLINE int rt__sys_socket(int domain, int type, int proto);
 RT_NOINLINE int rt__sys_getsockopt_error(int fd);
 RT_NOINLINE int rt__sys_epoll_wait(int epfd, void *events, int max, rt_time_t timeout_ns);
 RT_NOINLINE pid_t rt__sys_gettid(void);
+
+#include "runtime/runq.h"
 
 #endif /* RT_INTERNAL_H */

@@ -456,7 +456,7 @@ static inline void run_after(rt__m_t *m)
     }
 }
 
-static inline void execute_prepare(rt__m_t *m, rt__p_t *p, rt__g_t *g)
+static inline RT__HOT void execute_prepare(rt__m_t *m, rt__p_t *p, rt__g_t *g)
 {
     m->curg = g;
     g->m = m;
@@ -465,9 +465,19 @@ static inline void execute_prepare(rt__m_t *m, rt__p_t *p, rt__g_t *g)
     atomic_store_explicit(&p->curg_id, g->id, memory_order_relaxed);
 }
 
+/* Every 61st schedule looks at the global queue first, so that a P with
+ * endless local work cannot starve it (Go's schedtick % 61). */
+static inline bool time_for_global(rt__p_t *p)
+{
+    if (RT_LIKELY(--p->global_countdown != 0))
+        return false;
+    p->global_countdown = 61;
+    return true;
+}
+
 /* Local work only; no timers, no netpoll (see the file comment). Returns
  * NULL when the caller should go through g0 or has nothing else to run. */
-static rt__g_t *find_local(rt__m_t *m, rt__p_t *p)
+static inline RT__HOT rt__g_t *find_local(rt__m_t *m, rt__p_t *p)
 {
     if (RT_UNLIKELY(atomic_load_explicit(&rt__sched.stopping, memory_order_relaxed)))
         return NULL;
@@ -475,7 +485,7 @@ static rt__g_t *find_local(rt__m_t *m, rt__p_t *p)
     if (RT_UNLIKELY(t0 != RT_FOREVER) && t0 <= rt_now())
         return NULL;
     rt__g_t *g = NULL;
-    if (RT_UNLIKELY(RT__LOAD(p->schedtick) % 61 == 0))
+    if (RT_UNLIKELY(time_for_global(p)))
         g = globrunq_get(p, 1);
     if (!g)
         g = rt__runq_get(p);
@@ -498,7 +508,7 @@ static bool nothing_else_due(rt__p_t *p)
 }
 
 /* Switches to `next`, or to g0 when NULL; then runs the deferred action. */
-static inline void switch_to(rt__m_t *m, rt__g_t *cur, rt__g_t *next, bool dying)
+static inline RT__HOT void switch_to(rt__m_t *m, rt__g_t *cur, rt__g_t *next, bool dying)
 {
     if (next) {
         execute_prepare(m, m->p, next);
@@ -844,7 +854,7 @@ top:
         rt__timers_run(p, now);
 
     rt__g_t *g = NULL;
-    if (RT__LOAD(p->schedtick) % 61 == 0)
+    if (time_for_global(p))
         g = globrunq_get(p, 1);
     if (!g)
         g = rt__runq_get(p);
@@ -1038,6 +1048,7 @@ int rt_run(const rt_config_t *cfg, rt_go_fn *main_fn, void *arg)
         memset(p, 0, sizeof(*p));
         p->id = i;
         atomic_store(&p->timer0, RT_FOREVER);
+        p->global_countdown = 61;
         rt__sched.allp[i] = p;
     }
     for (int i = procs - 1; i > 0; i--)

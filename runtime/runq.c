@@ -22,9 +22,7 @@
  */
 #include "runtime/internal.h"
 
-#define SLOT(p, i) ((p)->runq[(i) % RT__RUNQ_SIZE])
-
-static bool put_slow(rt__p_t *p, rt__g_t *g, uint32_t head, uint32_t tail)
+bool rt__runq_put_slow(rt__p_t *p, rt__g_t *g, uint32_t head, uint32_t tail)
 {
     enum { HALF = RT__RUNQ_SIZE / 2 };
 
@@ -32,7 +30,7 @@ static bool put_slow(rt__p_t *p, rt__g_t *g, uint32_t head, uint32_t tail)
     uint32_t n = (tail - head) / 2;
     RT_CHECK(n == HALF, "run queue is not full");
     for (uint32_t i = 0; i < n; i++)
-        batch[i] = atomic_load_explicit(&SLOT(p, head + i), memory_order_relaxed);
+        batch[i] = atomic_load_explicit(&RT__RUNQ_SLOT(p, head + i), memory_order_relaxed);
     if (!atomic_compare_exchange_strong_explicit(&p->runq_head, &head, head + n,
                                                  memory_order_release, memory_order_relaxed))
         return false;
@@ -42,72 +40,6 @@ static bool put_slow(rt__p_t *p, rt__g_t *g, uint32_t head, uint32_t tail)
     g->schedlink = NULL;
     rt__globrunq_put_batch(batch[0], g, n + 1);
     return true;
-}
-
-/* Called only by the owner P. */
-void rt__runq_put(rt__p_t *p, rt__g_t *g, bool next)
-{
-    if (next) {
-        if (rt__sched.nprocs == 1) {
-            rt__g_t *old = atomic_load_explicit(&p->runnext, memory_order_relaxed);
-            atomic_store_explicit(&p->runnext, g, memory_order_relaxed);
-            g = old;
-        } else {
-            g = atomic_exchange_explicit(&p->runnext, g, memory_order_acq_rel);
-        }
-        if (!g)
-            return;
-    }
-    for (;;) {
-        uint32_t head = atomic_load_explicit(&p->runq_head, memory_order_acquire);
-        uint32_t tail = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
-        if (tail - head < RT__RUNQ_SIZE) {
-            atomic_store_explicit(&SLOT(p, tail), g, memory_order_relaxed);
-            /* store-release: pairs with the load-acquire of tail in grab */
-            atomic_store_explicit(&p->runq_tail, tail + 1, memory_order_release);
-            return;
-        }
-        if (put_slow(p, g, head, tail))
-            return;
-    }
-}
-
-/* Called only by the owner P. */
-/* With a single P there are no thieves: the owner needs no atomic
- * read-modify-write (a quarter of the cost of a yield). */
-static rt__g_t *get_single(rt__p_t *p)
-{
-    rt__g_t *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
-    if (next) {
-        atomic_store_explicit(&p->runnext, NULL, memory_order_relaxed);
-        return next;
-    }
-    uint32_t head = atomic_load_explicit(&p->runq_head, memory_order_relaxed);
-    if (atomic_load_explicit(&p->runq_tail, memory_order_relaxed) == head)
-        return NULL;
-    rt__g_t *g = atomic_load_explicit(&SLOT(p, head), memory_order_relaxed);
-    atomic_store_explicit(&p->runq_head, head + 1, memory_order_release);
-    return g;
-}
-
-rt__g_t *rt__runq_get(rt__p_t *p)
-{
-    if (rt__sched.nprocs == 1)
-        return get_single(p);
-    rt__g_t *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
-    if (next && atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL,
-                                                        memory_order_acq_rel, memory_order_relaxed))
-        return next;
-    for (;;) {
-        uint32_t head = atomic_load_explicit(&p->runq_head, memory_order_acquire);
-        uint32_t tail = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
-        if (tail == head)
-            return NULL;
-        rt__g_t *g = atomic_load_explicit(&SLOT(p, head), memory_order_relaxed);
-        if (atomic_compare_exchange_strong_explicit(&p->runq_head, &head, head + 1,
-                                                    memory_order_release, memory_order_relaxed))
-            return g;
-    }
 }
 
 /* Copies half of `victim`'s queue into `p`'s ring starting at `at`. */
@@ -125,7 +57,7 @@ static uint32_t grab(rt__p_t *victim, rt__p_t *p, uint32_t at, bool steal_next)
             if (next && atomic_compare_exchange_strong_explicit(&victim->runnext, &next, NULL,
                                                                 memory_order_acq_rel,
                                                                 memory_order_relaxed)) {
-                atomic_store_explicit(&SLOT(p, at), next, memory_order_relaxed);
+                atomic_store_explicit(&RT__RUNQ_SLOT(p, at), next, memory_order_relaxed);
                 return 1;
             }
             return 0;
@@ -133,8 +65,9 @@ static uint32_t grab(rt__p_t *victim, rt__p_t *p, uint32_t at, bool steal_next)
         if (n > RT__RUNQ_SIZE / 2)
             continue; /* head and tail read inconsistently */
         for (uint32_t i = 0; i < n; i++) {
-            rt__g_t *g = atomic_load_explicit(&SLOT(victim, head + i), memory_order_relaxed);
-            atomic_store_explicit(&SLOT(p, at + i), g, memory_order_relaxed);
+            rt__g_t *g =
+                atomic_load_explicit(&RT__RUNQ_SLOT(victim, head + i), memory_order_relaxed);
+            atomic_store_explicit(&RT__RUNQ_SLOT(p, at + i), g, memory_order_relaxed);
         }
         if (atomic_compare_exchange_strong_explicit(&victim->runq_head, &head, head + n,
                                                     memory_order_release, memory_order_relaxed))
@@ -152,7 +85,7 @@ rt__g_t *rt__runq_steal(rt__p_t *p, rt__p_t *victim, bool steal_next)
     RT__STAT_INC(p->st.steals);
     RT__STAT_ADD(p->st.stolen_gs, n);
     n--;
-    rt__g_t *g = atomic_load_explicit(&SLOT(p, tail + n), memory_order_relaxed);
+    rt__g_t *g = atomic_load_explicit(&RT__RUNQ_SLOT(p, tail + n), memory_order_relaxed);
     if (n == 0)
         return g;
     atomic_store_explicit(&p->runq_tail, tail + n, memory_order_release);
