@@ -329,7 +329,9 @@ bool rt__runq_empty(rt__p_t *p);
 /* stack.c */
 void rt__stacks_init(size_t stack_size, rt_stack_guard_t guard);
 void rt__stacks_shutdown(void (*each_live)(rt__g_t *g));
-rt__g_t *rt__stack_alloc(void);      /* a fresh G at the top of a new slot */
+rt__g_t *rt__stack_alloc(void); /* a fresh G at the top of a new slot */
+/* Pre-faults up to `budget` upcoming slots (idle Ms); returns how many. */
+int rt__stack_prefault(int budget);
 void rt__stack_check(rt__g_t *g);    /* red zone check at switch-out */
 void rt__stack_check_in(rt__g_t *g); /* red zone: was g overwritten from above? */
 uint64_t rt__stack_canary(const rt__g_t *g);

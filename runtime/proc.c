@@ -837,8 +837,11 @@ static rt__g_t *steal_work(rt__m_t *m, rt__p_t *p, rt_time_t now)
         }
         if (atomic_load_explicit(&rt__sched.stopping, memory_order_relaxed))
             return NULL;
-        for (int i = 0; i < 32; i++)
-            cpu_relax();
+        /* Idle CPU time: fault in stacks for the next spawns, or pause. */
+        if (rt__stack_prefault(16) == 0) {
+            for (int i = 0; i < 32; i++)
+                cpu_relax();
+        }
     }
     return NULL;
 }
