@@ -85,15 +85,25 @@ struct rt__g {
     rt__m_t *lockedm; /* rt_lock_os_thread */
     uint32_t lock_count;
     _Atomic uint32_t status;
-    rt__g_t *schedlink; /* global run queue and free lists */
-    char *stack_lo;     /* lowest usable byte; the guard/red zone is just below */
-    char *stack_hi;     /* top of the usable stack (16-byte aligned) */
-    uint8_t guarded;    /* 1: PROT_NONE guard; 0: red zone checked at switches */
-    int64_t hog_since;  /* sysmon bookkeeping */
-    void *san_fiber;    /* TSan fiber */
+    rt__g_t *schedlink;  /* global run queue and free lists */
+    rt__g_t *batch_next; /* rt__gbatchq_t: next batch, on a batch's first G */
+    rt__g_t *batch_tail; /* rt__gbatchq_t: the batch's last G, on its first G */
+    uint32_t batch_len;  /* rt__gbatchq_t: Gs in the batch, on its first G */
+    char *stack_lo;      /* lowest usable byte; the guard/red zone is just below */
+    char *stack_hi;      /* top of the usable stack (16-byte aligned) */
+    uint8_t guarded;     /* 1: PROT_NONE guard; 0: red zone checked at switches */
+    int64_t hog_since;   /* sysmon bookkeeping */
+    void *san_fiber;     /* TSan fiber */
     void *san_fake_stack;
     uint64_t canary; /* last field: the first thing an overflow from the slot above hits */
 };
+
+/* A FIFO of G batches: each batch is a chain through schedlink whose first
+ * G carries batch_next and batch_len, so whole batches move in O(1) under a
+ * lock instead of walking (and TLB-missing on) one G per page. */
+typedef struct rt__gbatchq {
+    rt__g_t *first, *last;
+} rt__gbatchq_t;
 
 /* ---- waiters: a parked G in a channel/mutex queue (Go's sudog) ---- */
 
@@ -251,15 +261,15 @@ struct rt__m {
 
 typedef struct rt__sched {
     _Atomic uint32_t lock;
-    rt__g_t *runq_head, *runq_tail;
-    _Atomic uint32_t runq_size;
+    rt__gbatchq_t runq;         /* the global run queue */
+    _Atomic uint32_t runq_size; /* Gs in it; read without the lock */
     rt__p_t *pidle;
     _Atomic uint32_t npidle;
     rt__m_t *midle;
     _Atomic uint32_t nmidle;
     _Atomic uint32_t nmspinning;
-    rt__g_t *gfree;     /* global G free list, under gfree_lock */
-    _Atomic int ngfree; /* also peeked without the lock */
+    rt__gbatchq_t gfree; /* global G free list, under gfree_lock */
+    _Atomic int ngfree;  /* Gs in it; also peeked without the lock */
     _Atomic uint32_t gfree_lock;
 
     int nprocs;

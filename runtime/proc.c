@@ -66,10 +66,13 @@ static inline void cpu_relax(void)
 
 void rt__spin_lock(_Atomic uint32_t *l)
 {
+    /* Spin with pause for a few microseconds (holders keep these locks for
+     * tens of instructions); yield the CPU only if the holder seems to
+     * have been descheduled. */
     for (unsigned i = 0;; i++) {
         if (rt__spin_trylock(l))
             return;
-        if (i < 64)
+        if (i < 2048)
             cpu_relax();
         else
             sched_yield();
@@ -125,56 +128,103 @@ uint64_t rt__fastrand(void)
     return rand_next(&m->rand);
 }
 
+/* ---- G batch queues (the caller holds the queue's lock) ---- */
+
+static void batchq_push(rt__gbatchq_t *q, rt__g_t *head, rt__g_t *tail, uint32_t n)
+{
+    tail->schedlink = NULL;
+    head->batch_next = NULL;
+    head->batch_tail = tail;
+    head->batch_len = n;
+    if (q->last)
+        q->last->batch_next = head;
+    else
+        q->first = head;
+    q->last = head;
+}
+
+/* Pops the first batch: a chain of batch_len Gs through schedlink. */
+static rt__g_t *batchq_pop(rt__gbatchq_t *q)
+{
+    rt__g_t *head = q->first;
+    if (head) {
+        q->first = head->batch_next;
+        if (!q->first)
+            q->last = NULL;
+    }
+    return head;
+}
+
+static rt__g_t *batchq_pop_one(rt__gbatchq_t *q)
+{
+    rt__g_t *g = q->first;
+    if (!g || g->batch_len == 1)
+        return batchq_pop(q);
+    rt__g_t *rest = g->schedlink;
+    rest->batch_len = g->batch_len - 1;
+    rest->batch_next = g->batch_next;
+    rest->batch_tail = g->batch_tail;
+    q->first = rest;
+    if (q->last == g)
+        q->last = rest;
+    g->schedlink = NULL;
+    return g;
+}
+
 /* ---- global run queue (sched.lock) ---- */
 
 static void globrunq_put_locked(rt__g_t *g)
 {
-    g->schedlink = NULL;
-    if (rt__sched.runq_tail)
-        rt__sched.runq_tail->schedlink = g;
-    else
-        rt__sched.runq_head = g;
-    rt__sched.runq_tail = g;
+    batchq_push(&rt__sched.runq, g, g, 1);
     atomic_fetch_add_explicit(&rt__sched.runq_size, 1, memory_order_relaxed);
 }
 
 void rt__globrunq_put_batch(rt__g_t *head, rt__g_t *tail, uint32_t n)
 {
     rt__spin_lock(&rt__sched.lock);
-    tail->schedlink = NULL;
-    if (rt__sched.runq_tail)
-        rt__sched.runq_tail->schedlink = head;
-    else
-        rt__sched.runq_head = head;
-    rt__sched.runq_tail = tail;
+    batchq_push(&rt__sched.runq, head, tail, n);
     atomic_fetch_add_explicit(&rt__sched.runq_size, n, memory_order_relaxed);
     rt__spin_unlock(&rt__sched.lock);
 }
 
-/* Takes one G to run and moves a fair share of the rest into p's queue. */
-static rt__g_t *globrunq_get_locked(rt__p_t *p, uint32_t max)
+/* Takes whole batches, about a fair share (size / procs + 1, as Go), or just
+ * one G when max is 1. Returns a chain through schedlink. */
+static rt__g_t *globrunq_take_locked(uint32_t max)
 {
     uint32_t size = RT__LOAD(rt__sched.runq_size);
     if (size == 0)
         return NULL;
-    uint32_t n = size / (uint32_t)rt__sched.nprocs + 1;
-    if (n > size)
-        n = size;
-    if (max > 0 && n > max)
-        n = max;
-    if (n > RT__RUNQ_SIZE / 2)
-        n = RT__RUNQ_SIZE / 2;
-    atomic_fetch_sub_explicit(&rt__sched.runq_size, n, memory_order_relaxed);
-    rt__g_t *g = rt__sched.runq_head;
-    rt__sched.runq_head = g->schedlink;
-    for (uint32_t i = 1; i < n; i++) {
-        rt__g_t *x = rt__sched.runq_head;
-        rt__sched.runq_head = x->schedlink;
-        rt__runq_put(p, x, false);
+    if (max == 1) {
+        atomic_fetch_sub_explicit(&rt__sched.runq_size, 1, memory_order_relaxed);
+        return batchq_pop_one(&rt__sched.runq);
     }
-    if (!rt__sched.runq_head)
-        rt__sched.runq_tail = NULL;
-    return g;
+    uint32_t want = size / (uint32_t)rt__sched.nprocs + 1, got = 0;
+    rt__g_t *chain = NULL, *tail = NULL;
+    while (got < want && got < RT__RUNQ_SIZE / 2 && rt__sched.runq.first) {
+        rt__g_t *b = batchq_pop(&rt__sched.runq);
+        if (tail)
+            tail->schedlink = b;
+        else
+            chain = b;
+        tail = b->batch_tail;
+        got += b->batch_len;
+    }
+    atomic_fetch_sub_explicit(&rt__sched.runq_size, got, memory_order_relaxed);
+    return chain;
+}
+
+/* Runs the first G of `chain`, queues the rest on p (outside any lock). */
+static rt__g_t *take_first_queue_rest(rt__p_t *p, rt__g_t *chain)
+{
+    if (!chain)
+        return NULL;
+    for (rt__g_t *x = chain->schedlink; x;) {
+        rt__g_t *next = x->schedlink;
+        rt__runq_put(p, x, false);
+        x = next;
+    }
+    chain->schedlink = NULL;
+    return chain;
 }
 
 static rt__g_t *globrunq_get(rt__p_t *p, uint32_t max)
@@ -182,9 +232,9 @@ static rt__g_t *globrunq_get(rt__p_t *p, uint32_t max)
     if (RT__LOAD(rt__sched.runq_size) == 0)
         return NULL;
     rt__spin_lock(&rt__sched.lock);
-    rt__g_t *g = globrunq_get_locked(p, max);
+    rt__g_t *chain = globrunq_take_locked(max);
     rt__spin_unlock(&rt__sched.lock);
-    return g;
+    return take_first_queue_rest(p, chain);
 }
 
 /* ---- idle Ps and Ms (sched.lock) ---- */
@@ -382,15 +432,15 @@ static void gfput(rt__p_t *p, rt__g_t *g)
     p->gfree = g;
     if (++p->ngfree < GFREE_LOCAL_MAX)
         return;
+    /* Hand half to the global list as one batch, built outside the lock. */
+    rt__g_t *head = p->gfree, *tail = head;
+    for (int i = 1; i < GFREE_LOCAL_MAX / 2; i++)
+        tail = tail->schedlink;
+    p->gfree = tail->schedlink;
+    p->ngfree -= GFREE_LOCAL_MAX / 2;
     rt__spin_lock(&rt__sched.gfree_lock);
-    while (p->ngfree > GFREE_LOCAL_MAX / 2) {
-        rt__g_t *x = p->gfree;
-        p->gfree = x->schedlink;
-        p->ngfree--;
-        x->schedlink = rt__sched.gfree;
-        rt__sched.gfree = x;
-        rt__sched.ngfree++;
-    }
+    batchq_push(&rt__sched.gfree, head, tail, GFREE_LOCAL_MAX / 2);
+    atomic_fetch_add(&rt__sched.ngfree, GFREE_LOCAL_MAX / 2);
     rt__spin_unlock(&rt__sched.gfree_lock);
 }
 
@@ -398,15 +448,14 @@ static rt__g_t *gfget(rt__p_t *p)
 {
     if (!p->gfree && RT__LOAD(rt__sched.ngfree) > 0) {
         rt__spin_lock(&rt__sched.gfree_lock);
-        while (p->ngfree < GFREE_LOCAL_MAX / 2 && rt__sched.gfree) {
-            rt__g_t *x = rt__sched.gfree;
-            rt__sched.gfree = x->schedlink;
-            rt__sched.ngfree--;
-            x->schedlink = p->gfree;
-            p->gfree = x;
-            p->ngfree++;
-        }
+        rt__g_t *b = batchq_pop(&rt__sched.gfree);
+        if (b)
+            atomic_fetch_sub(&rt__sched.ngfree, (int)b->batch_len);
         rt__spin_unlock(&rt__sched.gfree_lock);
+        if (b) {
+            p->gfree = b;
+            p->ngfree = (int)b->batch_len;
+        }
     }
     rt__g_t *g = p->gfree;
     if (g) {
@@ -838,7 +887,7 @@ static rt__g_t *steal_work(rt__m_t *m, rt__p_t *p, rt_time_t now)
         if (atomic_load_explicit(&rt__sched.stopping, memory_order_relaxed))
             return NULL;
         /* Idle CPU time: fault in stacks for the next spawns, or pause. */
-        if (rt__stack_prefault(16) == 0) {
+        if (rt__stack_prefault(1) == 0) {
             for (int i = 0; i < 32; i++)
                 cpu_relax();
         }
@@ -887,8 +936,9 @@ top:
     /* Nothing to do: give the P back and sleep. */
     rt__spin_lock(&rt__sched.lock);
     if (RT__LOAD(rt__sched.runq_size) > 0) {
-        g = globrunq_get_locked(p, 0);
+        rt__g_t *chain = globrunq_take_locked(0);
         rt__spin_unlock(&rt__sched.lock);
+        g = take_first_queue_rest(p, chain);
         if (m->spinning)
             resetspinning(m);
         return g;

@@ -115,7 +115,7 @@ void rt__stacks_init(size_t stack_size, rt_stack_guard_t guard)
  * Once Gs are recycled from free lists no new slots are needed and this
  * costs two atomic loads.
  */
-#define PREFAULT_AHEAD 2048
+#define PREFAULT_AHEAD 1024
 
 int rt__stack_prefault(int budget)
 {

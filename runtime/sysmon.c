@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * sysmon.c - the monitor thread (Go's sysmon). It runs without a P, wakes
- * every 20 us while something needs watching and backs off to 5 ms when the
- * process is idle, and:
+ * every 20 us while an M is in a blocking call and otherwise backs off to
+ * 5 ms (waking at 50 kHz beside busy Ms would steal their CPUs), and:
  *   - retakes the P of an M stuck in a blocking call for more than 20 us and
  *     hands it to another M, so the rest of that P's queue keeps running;
  *   - reports a G that has held its P for more than the hog threshold (10 ms)
@@ -46,7 +46,7 @@ static bool retake(rt__p_t *p, rt_time_t now)
         return false;
     }
     if (now - p->mon_when < rt__sched.hog_ns)
-        return true;
+        return false; /* watching for a hog needs no fast polling */
     if (p->mon_reported != (uint64_t)tick + 1) {
         p->mon_reported = (uint64_t)tick + 1;
         atomic_fetch_add(&rt__sched.hogs_reported, 1);
@@ -60,7 +60,7 @@ static bool retake(rt__p_t *p, rt_time_t now)
     }
     if (!rt__runq_empty(p))
         rt__wakep();
-    return true;
+    return false;
 }
 
 static void *sysmon_main(void *arg)
