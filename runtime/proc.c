@@ -924,8 +924,12 @@ top:
             m->spinning = true;
             atomic_fetch_add(&rt__sched.nmspinning, 1);
         }
-        if (m->spinning)
+        if (m->spinning) {
+            /* Fresh stack slots are being handed out (a spawn burst): fault
+             * in some of the next ones on this otherwise idle CPU first. */
+            rt__stack_prefault(128);
             g = steal_work(m, p, now);
+        }
     }
     if (g) {
         if (m->spinning)
