@@ -704,6 +704,12 @@ int rt_go(rt_go_fn *fn, void *arg)
     rt__g_t *g = newg(m->p, fn, arg);
     rt__runq_put(m->p, g, true);
     rt__wakep();
+    /* Spawn backpressure: a G that spawns faster than Gs run would fill
+     * the global queue and force fresh stacks (page faults) for every new
+     * G; with its P's queue full, it steps back and lets them run (what
+     * Go gets from preempting the spawner). */
+    if (RT_UNLIKELY(rt__runq_len(m->p) >= RT__RUNQ_SIZE))
+        rt_yield();
     return RT_OK;
 }
 

@@ -87,6 +87,8 @@ bool rt_in_g(void);
 /**
  * Spawns a G running `fn(arg)`. Returns RT_OK, or RT_ESTATE outside the
  * runtime; on failure `fn` never runs and the caller still owns `arg`.
+ * May yield: when the caller's P already has a full run queue (256 Gs), the
+ * caller lets them run before going on (spawn backpressure).
  */
 RT_MUST_CHECK int rt_go(rt_go_fn *fn, void *arg);
 /** Puts the current G at the back of the run queue and runs another one. May park. */

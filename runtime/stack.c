@@ -116,6 +116,7 @@ void rt__stacks_init(size_t stack_size, rt_stack_guard_t guard)
  * costs two atomic loads.
  */
 #define PREFAULT_AHEAD 1024
+#define PREFAULT_LEAD 32
 
 int rt__stack_prefault(int budget)
 {
@@ -124,7 +125,9 @@ int rt__stack_prefault(int budget)
     while (s && st.populate && done < budget) {
         size_t used = RT__LOAD(s->used);
         size_t next = RT__LOAD(s->prefault_next);
-        size_t want = next > used ? next : used;
+        /* Stay a little ahead of the spawner: racing it for the same page
+         * would only contend on the page-table lock. */
+        size_t want = next > used + PREFAULT_LEAD ? next : used + PREFAULT_LEAD;
         if (want >= s->nslots || want - used >= PREFAULT_AHEAD)
             break;
         if (!atomic_compare_exchange_weak(&s->prefault_next, &next, want + 1))
