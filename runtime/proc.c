@@ -66,13 +66,13 @@ static inline void cpu_relax(void)
 
 void rt__spin_lock(_Atomic uint32_t *l)
 {
-    /* Spin with pause for a few microseconds (holders keep these locks for
-     * tens of instructions); yield the CPU only if the holder seems to
-     * have been descheduled. */
+    /* Spin briefly (holders keep these locks for tens of instructions),
+     * then back off through the kernel: under heavy contention (8 Gs on
+     * one channel, 2 Ms) that doubled throughput against a long spin. */
     for (unsigned i = 0;; i++) {
         if (rt__spin_trylock(l))
             return;
-        if (i < 2048)
+        if (i < 64)
             cpu_relax();
         else
             sched_yield();
