@@ -274,7 +274,7 @@ typedef struct rt__sched {
 
     int nprocs;
     rt__p_t *allp[RT__MAX_PROCS];
-    rt__m_t *allm[1024];
+    rt__m_t *_Atomic allm[1024]; /* published with a release store; NULL while being made */
     _Atomic uint32_t nm;
     rt__m_t *m0;
 

@@ -276,8 +276,13 @@ static rt__m_t *newm(void)
     m->rand = rt__sched.seed ^ (0x9e3779b97f4a7c15ull * (id + 1));
     if (!m->rand)
         m->rand = 1;
-    rt__sched.allm[id] = m;
     return m;
+}
+
+/* Makes `m` visible in allm, once its `thread` is set. */
+static void publish_m(rt__m_t *m)
+{
+    atomic_store_explicit(&rt__sched.allm[m->id], m, memory_order_release);
 }
 
 static void notewakeup(rt__m_t *m)
@@ -312,6 +317,15 @@ static void startm(rt__p_t *p, bool spinning)
         atomic_fetch_sub(&rt__sched.nmidle, 1);
     }
     rt__spin_unlock(&rt__sched.lock);
+    if (!m && atomic_load(&rt__sched.stopping)) {
+        /* rt_run is joining threads: start no new one. */
+        rt__spin_lock(&rt__sched.lock);
+        pidleput_locked(p);
+        rt__spin_unlock(&rt__sched.lock);
+        if (spinning)
+            atomic_fetch_sub(&rt__sched.nmspinning, 1);
+        return;
+    }
     if (!m) {
         m = newm();
         m->spinning = spinning;
@@ -322,6 +336,7 @@ static void startm(rt__p_t *p, bool spinning)
         int rc = pthread_create(&m->thread, &attr, mstart, m);
         pthread_attr_destroy(&attr);
         RT_CHECK(rc == 0, "pthread_create failed");
+        publish_m(m);
         return;
     }
     m->spinning = spinning;
@@ -627,8 +642,9 @@ void rt_exit(void)
         rt__spin_unlock(&rt__sched.lock);
         uint32_t nm = atomic_load(&rt__sched.nm);
         for (uint32_t i = 0; i < nm; i++) {
-            if (rt__sched.allm[i] != m)
-                notewakeup(rt__sched.allm[i]);
+            rt__m_t *other = atomic_load_explicit(&rt__sched.allm[i], memory_order_acquire);
+            if (other && other != m)
+                notewakeup(other);
         }
         rt__netpoll_break();
     }
@@ -1118,6 +1134,8 @@ int rt_run(const rt_config_t *cfg, rt_go_fn *main_fn, void *arg)
         pidleput_locked(rt__sched.allp[i]);
 
     rt__m_t *m0 = newm();
+    m0->thread = pthread_self();
+    publish_m(m0);
     rt__sched.m0 = m0;
     m_init_thread(m0);
     acquirep(m0, rt__sched.allp[0]);
@@ -1130,11 +1148,16 @@ int rt_run(const rt_config_t *cfg, rt_go_fn *main_fn, void *arg)
     schedule_loop(m0);
 
     rt__sysmon_stop();
-    uint32_t nm = atomic_load(&rt__sched.nm);
-    for (uint32_t i = 1; i < nm; i++) {
-        notewakeup(rt__sched.allm[i]);
-        pthread_join(rt__sched.allm[i]->thread, NULL);
+    /* An M still running a G may start another before it sees `stopping`:
+     * re-read the count, and wait for a slot still being filled. */
+    for (uint32_t i = 1; i < atomic_load(&rt__sched.nm); i++) {
+        rt__m_t *m;
+        while (!(m = atomic_load_explicit(&rt__sched.allm[i], memory_order_acquire)))
+            sched_yield();
+        notewakeup(m);
+        pthread_join(m->thread, NULL);
     }
+    uint32_t nm = atomic_load(&rt__sched.nm);
     rt__altstack_free(m0);
     rt__setm(NULL);
     atomic_store(&rt__sched.running, false);
@@ -1145,7 +1168,7 @@ int rt_run(const rt_config_t *cfg, rt_go_fn *main_fn, void *arg)
         free(rt__sched.allp[i]);
     }
     for (uint32_t i = 0; i < nm; i++)
-        free(rt__sched.allm[i]);
+        free(atomic_load(&rt__sched.allm[i]));
     atomic_store(&active, false);
     return RT_OK;
 }

@@ -88,7 +88,7 @@ static void wait_unhazarded(vnode_t *old)
 {
     uint32_t nm = atomic_load(&rt__sched.nm);
     for (uint32_t i = 0; i < nm; i++) {
-        rt__m_t *m = rt__sched.allm[i];
+        rt__m_t *m = atomic_load_explicit(&rt__sched.allm[i], memory_order_acquire);
         while (m && atomic_load(&m->hazard) == old)
             sched_yield();
     }
