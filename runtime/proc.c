@@ -23,9 +23,20 @@
  * stops spinning and wakes another if Ps are still idle. This keeps wake-ups
  * (futex, ~5 us across CPUs) off the hot path while work still spreads.
  *
- * Locks. rt__sched.lock (spin) protects the global run queue, the idle P and
- * M lists and G free list transfers. Channel and netfd locks may be held when
- * taking it, never the other way round.
+ * Spawning. rt_go puts the new G in runnext (it runs next, as in Go) and,
+ * when its P's queue is full, yields: without preemption a G spawning in a
+ * loop would otherwise outrun every P and force a fresh stack (a page fault)
+ * for each new G. Idle spinning Ms pre-fault the stack slots a spawn burst
+ * is about to use (stack.c).
+ *
+ * Locks. rt__sched.lock (spin) protects the global run queue and the idle P
+ * and M lists; gfree_lock the global G free list. Both queues hold batches,
+ * so no G is walked under a lock. Channel and netfd locks may be held when
+ * taking them, never the other way round.
+ *
+ * Rejected: switching through g0 on every park or yield (Go's mcall): two
+ * context switches instead of one; ucontext: a syscall per switch; one
+ * global run queue: a contended lock on every spawn and wake-up.
  *
  * G states: IDLE (free list) -> RUNNABLE (a run queue or runnext) -> RUNNING
  * (m->curg) -> WAITING (parked; owned by the wait queue it sits in) or
