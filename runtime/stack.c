@@ -310,11 +310,8 @@ static void *stack_pointer(void *uctx)
 
 static void on_fault(int sig, siginfo_t *info, void *uctx)
 {
-    uint64_t gid = 0;
-    if (rt__stack_overflow_addr(info->si_addr, &gid))
-        report_overflow(gid);
-    /* Red-zone stacks: an overflow that ran past the zone faults somewhere
-     * below; the stack pointer, not the address, tells it was the stack. */
+    /* The running G's own stack pointer below its stack is the surest sign
+     * (a red-zone overflow may fault far below, in the slab's guard). */
     rt__m_t *m = rt__getm();
     if (m && m->curg) {
         char *sp = (char *)stack_pointer(uctx);
@@ -323,6 +320,9 @@ static void on_fault(int sig, siginfo_t *info, void *uctx)
             (addr < m->curg->stack_lo && addr >= m->curg->stack_lo - RT__GUARD_SIZE))
             report_overflow(m->curg->id);
     }
+    uint64_t gid = 0;
+    if (rt__stack_overflow_addr(info->si_addr, &gid))
+        report_overflow(gid);
     /* A red-zone overflow may have smashed another G and made it (or a timer
      * on its stack) fault elsewhere: name the G that overflowed. */
     if (find_smashed(&gid))
