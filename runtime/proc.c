@@ -589,6 +589,8 @@ static inline RT__HOT void switch_to(rt__m_t *m, rt__g_t *cur, rt__g_t *next, bo
         execute_prepare(m, m->p, next);
     } else {
         m->curg = NULL;
+        if (m->p) /* the M is in its scheduler now, not running a G */
+            atomic_store_explicit(&m->p->curg_id, 0, memory_order_relaxed);
     }
     rt__switch(m, cur, next, dying);
     run_after(rt__getm());

@@ -39,7 +39,8 @@ static bool retake(rt__p_t *p, rt_time_t now)
         return false;
     }
     uint32_t tick = atomic_load_explicit(&p->schedtick, memory_order_relaxed);
-    if (tick != p->mon_tick || p->mon_when == 0) {
+    bool in_g = atomic_load_explicit(&p->curg_id, memory_order_relaxed) != 0;
+    if (tick != p->mon_tick || p->mon_when == 0 || !in_g) {
         p->mon_tick = tick;
         p->mon_when = now;
         atomic_store_explicit(&p->hog, false, memory_order_relaxed);
