@@ -274,14 +274,17 @@ static int chan_wait(rt_chan_t *ch, bool send, void *elem, rt_time_t deadline)
     return RT_ETIMEDOUT;
 }
 
-int rt_chan_send(rt_chan_t *ch, const void *elem, rt_time_t deadline)
+/* One send or receive: lock-free "not ready" for RT_NOWAIT, then under the
+ * lock a partner or the buffer, else wait until the deadline. */
+static inline int chan_op(rt_chan_t *ch, bool send, void *elem, rt_time_t deadline)
 {
-    if (deadline == RT_NOWAIT && rt__chan_send_blocked(ch))
+    if (deadline == RT_NOWAIT && (send ? rt__chan_send_blocked(ch) : rt__chan_recv_blocked(ch)))
         return RT_EAGAIN;
     int res;
     rt__g_t *partner;
     rt__spin_lock(&ch->lock);
-    if (rt__chan_try_send_locked(ch, elem, &res, &partner)) {
+    if (send ? rt__chan_try_send_locked(ch, elem, &res, &partner)
+             : rt__chan_try_recv_locked(ch, elem, &res, &partner)) {
         rt__spin_unlock(&ch->lock);
         if (partner)
             rt__ready(partner, true);
@@ -291,27 +294,17 @@ int rt_chan_send(rt_chan_t *ch, const void *elem, rt_time_t deadline)
         rt__spin_unlock(&ch->lock);
         return RT_EAGAIN;
     }
-    return chan_wait(ch, true, (void *)elem, deadline);
+    return chan_wait(ch, send, elem, deadline);
+}
+
+int rt_chan_send(rt_chan_t *ch, const void *elem, rt_time_t deadline)
+{
+    return chan_op(ch, true, (void *)elem, deadline);
 }
 
 int rt_chan_recv(rt_chan_t *ch, void *elem, rt_time_t deadline)
 {
-    if (deadline == RT_NOWAIT && rt__chan_recv_blocked(ch))
-        return RT_EAGAIN;
-    int res;
-    rt__g_t *partner;
-    rt__spin_lock(&ch->lock);
-    if (rt__chan_try_recv_locked(ch, elem, &res, &partner)) {
-        rt__spin_unlock(&ch->lock);
-        if (partner)
-            rt__ready(partner, true);
-        return res;
-    }
-    if (deadline == RT_NOWAIT || (deadline != RT_FOREVER && deadline <= rt_now())) {
-        rt__spin_unlock(&ch->lock);
-        return RT_EAGAIN;
-    }
-    return chan_wait(ch, false, elem, deadline);
+    return chan_op(ch, false, elem, deadline);
 }
 
 int rt_chan_close(rt_chan_t *ch)
