@@ -52,6 +52,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,6 +64,7 @@ static uint64_t main_goid;
 
 #define GFREE_LOCAL_MAX 64
 #define SPIN_ROUNDS 64
+#define TIMER_SPIN_NS (50 * RT_USEC)
 
 /* ---- small helpers ---- */
 
@@ -593,7 +595,9 @@ static inline RT__HOT void switch_to(rt__m_t *m, rt__g_t *cur, rt__g_t *next, bo
             atomic_store_explicit(&m->p->curg_id, 0, memory_order_relaxed);
     }
     rt__switch(m, cur, next, dying);
-    run_after(rt__getm());
+    /* Resumed, perhaps on another M: the one that switched to us stored
+     * itself in cur->m (execute_prepare), which is cheaper than TLS. */
+    run_after(cur->m);
 }
 
 static void switch_out(rt__m_t *m, rt__g_t *cur, bool dying)
@@ -670,7 +674,7 @@ void rt_exit(void)
 void rt__g_entry(rt__g_t *g)
 {
     rt__san_g_started();
-    run_after(rt__getm());
+    run_after(g->m);
     g->fn(g->arg);
     rt_exit();
 }
@@ -972,6 +976,19 @@ top:
         return g;
     }
 
+    /* A timer due within TIMER_SPIN_NS: waiting for it in the kernel would
+     * cost more than the wait (a halted vCPU takes 50-100 us to wake), so
+     * keep the P and spin on the clock. */
+    rt_time_t next_timer = rt__timers_next();
+    if (next_timer != RT_FOREVER && next_timer - now < TIMER_SPIN_NS) {
+        while (rt_now() < next_timer && rt__runq_empty(p) && RT__LOAD(rt__sched.runq_size) == 0 &&
+               !atomic_load(&rt__sched.stopping))
+            cpu_relax();
+        if (m->spinning)
+            resetspinning(m);
+        goto top;
+    }
+
     /* Nothing to do: give the P back and sleep. */
     rt__spin_lock(&rt__sched.lock);
     if (RT__LOAD(rt__sched.runq_size) > 0) {
@@ -1076,6 +1093,9 @@ static void schedule_loop(rt__m_t *m)
 
 static void m_init_thread(rt__m_t *m)
 {
+    /* Timer precision: the kernel would otherwise let epoll_pwait2 sleep up
+     * to 50 us past the earliest timer (the default timer slack). */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     rt__setm(m);
     m->tid = rt__sys_gettid();
     rt__altstack_init(m);
