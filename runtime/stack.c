@@ -60,12 +60,13 @@ static struct {
     _Atomic uint32_t lock;
     size_t stack_size, slot_size, page;
     rt_stack_guard_t mode;
-    size_t guarded_budget, guarded_slots;
+    size_t guarded_budget;
+    _Atomic size_t guarded_slots; /* written under lock, read by stats */
     slab_t *slabs;
     _Atomic size_t nslabs;
     slab_t *cur;
     slab_t *_Atomic cur_pub; /* st.cur, for the pre-faulters */
-    bool populate;           /* MADV_POPULATE_WRITE works */
+    _Atomic bool populate;   /* MADV_POPULATE_WRITE works */
     _Atomic uint64_t slots, bytes_mapped;
 } st;
 
@@ -101,7 +102,7 @@ void rt__stacks_init(size_t stack_size, rt_stack_guard_t guard)
     long maps = read_max_map_count();
     st.guarded_budget = maps > 16384 ? (size_t)(maps - 16384) / 2 : 0;
     st.slabs = rt_xcalloc(MAX_SLABS, sizeof(slab_t));
-    st.populate = true;
+    atomic_store(&st.populate, true);
 }
 
 /*
@@ -122,7 +123,7 @@ int rt__stack_prefault(int budget)
 {
     slab_t *s = atomic_load_explicit(&st.cur_pub, memory_order_acquire);
     int done = 0;
-    while (s && st.populate && done < budget) {
+    while (s && RT__LOAD(st.populate) && done < budget) {
         size_t used = RT__LOAD(s->used);
         size_t next = RT__LOAD(s->prefault_next);
         /* Stay a little ahead of the spawner: racing it for the same page
@@ -134,7 +135,7 @@ int rt__stack_prefault(int budget)
             continue;
         char *top_page = s->base + (want + 1) * st.slot_size - st.page;
         if (madvise(top_page, st.page, MADV_POPULATE_WRITE) != 0) {
-            st.populate = false; /* kernel before 5.14 */
+            atomic_store(&st.populate, false); /* kernel before 5.14 */
             break;
         }
         done++;
@@ -144,9 +145,9 @@ int rt__stack_prefault(int budget)
 
 static slab_t *new_slab(void)
 {
-    bool guarded =
-        st.mode == RT_GUARD_PAGES ||
-        (st.mode == RT_GUARD_AUTO && st.guarded_slots + GUARDED_SLAB_SLOTS <= st.guarded_budget);
+    bool guarded = st.mode == RT_GUARD_PAGES ||
+                   (st.mode == RT_GUARD_AUTO &&
+                    RT__LOAD(st.guarded_slots) + GUARDED_SLAB_SLOTS <= st.guarded_budget);
     size_t n = guarded ? GUARDED_SLAB_SLOTS : REDZONE_SLAB_SLOTS;
     size_t nslabs = RT__LOAD(st.nslabs);
     RT_CHECK(nslabs < MAX_SLABS, "too many stack slabs");
@@ -167,7 +168,7 @@ static slab_t *new_slab(void)
             if (mprotect(base + i * st.slot_size, RT__GUARD_SIZE, PROT_NONE) != 0)
                 rt_panic("cannot protect a stack guard page (vm.max_map_count too low?)");
         }
-        st.guarded_slots += n;
+        atomic_fetch_add_explicit(&st.guarded_slots, n, memory_order_relaxed);
     }
     slab_t *s = &st.slabs[nslabs];
     *s = (slab_t){.base = base, .nslots = n, .guarded = guarded};
@@ -381,7 +382,8 @@ void rt__altstack_free(rt__m_t *m)
 void rt__stack_stats(rt_stats_t *out, bool resident)
 {
     out->stacks = RT__LOAD(st.slots);
-    out->stacks_guarded = st.guarded_slots < out->stacks ? st.guarded_slots : out->stacks;
+    size_t guarded = RT__LOAD(st.guarded_slots);
+    out->stacks_guarded = guarded < out->stacks ? guarded : out->stacks;
     out->stack_bytes_mapped = RT__LOAD(st.bytes_mapped);
     out->stack_bytes_resident = 0;
     if (!resident)
