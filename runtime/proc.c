@@ -624,10 +624,11 @@ void rt__park(_Atomic uint32_t *unlock, rt__park_fn *fn, void *arg)
 void rt_yield(void)
 {
     rt__m_t *m = rt__getm();
-    if (!m || !m->curg || !m->p)
-        return;
+    if (RT_UNLIKELY(!m))
+        return; /* not a G of the runtime */
     rt__p_t *p = m->p;
     rt__g_t *cur = m->curg;
+    RT_ASSERT(cur != NULL && p != NULL);
     RT__STAT_INC(p->st.yields);
     rt__g_t *next = m->lockedg ? NULL : find_local(m, p);
     if (!next && !m->lockedg && nothing_else_due(p)) {
