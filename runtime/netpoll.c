@@ -18,8 +18,8 @@
  *
  * rt_go_when_readable parks no G at all: its waiter is heap-allocated and
  * whoever clears it (poller, deadline, close) creates the G that runs the
- * callback. An idle keep-alive connection then costs a netfd and 80 bytes,
- * not a stack page.
+ * callback. An idle keep-alive connection then costs a netfd and a ~100-byte
+ * record, not a stack page.
  *
  * Netfds are type-stable: recycled through a free list, freed only when
  * rt_run returns, so an event harvested by one M for a netfd another M just
@@ -339,9 +339,10 @@ int rt_go_when_readable(rt_netfd_t *nfd, rt_ready_fn *fn, void *arg, rt_time_t d
     w->timer.index = -1;
     rt__spin_lock(&nfd->lock);
     if (nfd->closing || nfd->rwait) {
+        int err = nfd->closing ? RT_ECLOSED : RT_ESTATE;
         rt__spin_unlock(&nfd->lock);
         free(w);
-        return nfd->closing ? RT_ECLOSED : RT_ESTATE;
+        return err;
     }
     rt__g_t *g = NULL;
     if (nfd->rd_ready) {

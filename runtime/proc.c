@@ -977,6 +977,11 @@ top:
         return g;
     }
 
+    /* About to sleep: if a spawn burst is eating fresh stack slots, fault in
+     * the next ones first (stack.c) and look for work again. */
+    if (rt__stack_prefault(64) > 0)
+        goto top;
+
     /* A timer due within TIMER_SPIN_NS: waiting for it in the kernel would
      * cost more than the wait (a halted vCPU takes 50-100 us to wake), so
      * keep the P and spin on the clock. */
