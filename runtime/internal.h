@@ -92,7 +92,6 @@ struct rt__g {
     char *stack_lo;      /* lowest usable byte; the guard/red zone is just below */
     char *stack_hi;      /* top of the usable stack (16-byte aligned) */
     uint8_t guarded;     /* 1: PROT_NONE guard; 0: red zone checked at switches */
-    int64_t hog_since;   /* sysmon bookkeeping */
     void *san_fiber;     /* TSan fiber */
     void *san_fake_stack;
     uint64_t canary; /* last field: the first thing an overflow from the slot above hits */

@@ -705,7 +705,6 @@ static rt__g_t *newg(rt__p_t *p, rt_go_fn *fn, void *arg)
     g->id = next_goid(p);
     g->lockedm = NULL;
     g->lock_count = 0;
-    g->hog_since = 0;
     rt__ctx_make(&g->ctx, g->stack_hi, g);
     atomic_store_explicit(&g->status, RT__G_RUNNABLE, memory_order_relaxed);
     RT__STAT_INC(p->st.spawns);
