@@ -91,6 +91,19 @@ int rt_netfd_port(const rt_netfd_t *nfd)
     return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
+/*
+ * A G whose reads and writes never have to wait (a fast peer, a full
+ * buffer) would never reach a scheduling point. Once sysmon has flagged
+ * its P (a G held it for more than the hog threshold), the next successful
+ * I/O call yields: cooperative preemption at a call the G makes anyway.
+ */
+static void preempt_point(void)
+{
+    rt__m_t *m = rt__getm();
+    if (m && m->p && RT_UNLIKELY(atomic_load_explicit(&m->p->hog, memory_order_relaxed)))
+        rt_yield();
+}
+
 static void set_nodelay(int fd)
 {
     int one = 1;
@@ -155,8 +168,10 @@ ssize_t rt_read(rt_netfd_t *nfd, void *buf, size_t len, rt_time_t deadline)
 {
     for (;;) {
         ssize_t n = rt__sys_read(rt_netfd_fd(nfd), buf, len);
-        if (n >= 0 || (n != -EAGAIN && n != -EINTR))
+        if (n >= 0 || (n != -EAGAIN && n != -EINTR)) {
+            preempt_point();
             return n;
+        }
         if (n == -EINTR)
             continue;
         int rc = rt_wait_readable(nfd, deadline);
@@ -169,8 +184,10 @@ ssize_t rt_write(rt_netfd_t *nfd, const void *buf, size_t len, rt_time_t deadlin
 {
     for (;;) {
         ssize_t n = rt__sys_write(rt_netfd_fd(nfd), buf, len);
-        if (n >= 0 || (n != -EAGAIN && n != -EINTR))
+        if (n >= 0 || (n != -EAGAIN && n != -EINTR)) {
+            preempt_point();
             return n;
+        }
         if (n == -EINTR)
             continue;
         int rc = rt_wait_writable(nfd, deadline);

@@ -605,6 +605,69 @@ START_TEST(test_net_go_when_readable_holds_no_g_while_idle)
 
 END_TEST
 
+/* ---- a G whose I/O never waits is preempted at its next I/O call ---- */
+
+#define BUSY_IO_NS (300 * RT_MSEC)
+
+typedef struct busy_io {
+    rt_netfd_t *a, *b;
+    rt_time_t start, io_end, ticker_woke;
+    long rounds;
+    int setup_rc;
+} busy_io_t;
+
+static void busy_io_ticker(void *arg)
+{
+    busy_io_t *t = arg;
+    rt_sleep(5 * RT_MSEC);
+    t->ticker_woke = rt_now();
+}
+
+static void busy_io_main(void *arg)
+{
+    busy_io_t *t = arg;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 || rt_netfd_open(sv[0], &t->a) ||
+        rt_netfd_open(sv[1], &t->b)) {
+        t->setup_rc = -1;
+        return;
+    }
+    th_go(busy_io_ticker, t);
+    rt_yield(); /* the ticker arms its timer and parks */
+    /* One byte circulates a -> b -> a: every read and write succeeds at once. */
+    t->start = rt_now();
+    (void)rt_write_all(t->a, "x", 1, RT_FOREVER);
+    char c;
+    while (rt_now() - t->start < BUSY_IO_NS) {
+        if (rt_read(t->b, &c, 1, RT_FOREVER) != 1 || rt_write_all(t->b, &c, 1, RT_FOREVER) != 1 ||
+            rt_read(t->a, &c, 1, RT_FOREVER) != 1 || rt_write_all(t->a, &c, 1, RT_FOREVER) != 1) {
+            t->setup_rc = -2;
+            break;
+        }
+        t->rounds++;
+    }
+    t->io_end = rt_now();
+    rt_sleep(10 * RT_MSEC); /* the ticker has certainly run by now */
+    rt_netfd_close(t->a);
+    rt_netfd_close(t->b);
+}
+
+START_TEST(test_net_busy_io_is_preempted_at_io_calls)
+{
+    busy_io_t t;
+    memset(&t, 0, sizeof(t));
+    th_rt_run(busy_io_main, &t, 1);
+    ck_assert_int_eq(t.setup_rc, 0);
+    ck_assert_msg(t.rounds > 1000, "only %ld I/O rounds", t.rounds);
+    /* Hog threshold 10 ms + sysmon's period (<= 5 ms): far less than 300 ms. */
+    int64_t late = t.ticker_woke - (t.start + 5 * RT_MSEC);
+    ck_assert_msg(t.ticker_woke != 0 && t.ticker_woke < t.io_end && late < th_slack(100 * RT_MSEC),
+                  "a 5 ms sleeper on the same P woke %.1f ms late (the I/O loop ran %.0f ms)",
+                  (double)late / RT_MSEC, (double)(t.io_end - t.start) / RT_MSEC);
+}
+
+END_TEST
+
 START_TEST(test_net_sockaddr_parse_accepts_and_rejects)
 {
     struct sockaddr_storage ss;
@@ -674,6 +737,7 @@ Suite *suite_runtime_net(void)
     tcase_add_test(tc, test_net_tcp_echo_1000_connections_in_parallel);
     tcase_add_test(tc, test_net_netfd_open_streams_through_socketpair);
     tcase_add_test(tc, test_net_go_when_readable_holds_no_g_while_idle);
+    tcase_add_test(tc, test_net_busy_io_is_preempted_at_io_calls);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");
