@@ -763,6 +763,11 @@ int rt_p_id(void)
     return m && m->curg && m->p ? m->p->id : -1;
 }
 
+uint64_t rt_fastrand(void)
+{
+    return rt__fastrand();
+}
+
 int rt_procs(void)
 {
     return rt__sched.nprocs;

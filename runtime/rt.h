@@ -101,6 +101,8 @@ uint64_t rt_g_id(void);
 int rt_p_id(void);
 /** Returns the number of Ps. */
 int rt_procs(void);
+/** Returns 64 random bits from the calling M's generator (cheap; not for cryptography). */
+uint64_t rt_fastrand(void);
 /** Pins the current G to its OS thread, nesting (LockOSThread); nothing else runs there. */
 void rt_lock_os_thread(void);
 void rt_unlock_os_thread(void);

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proxy.h - declarations shared inside proxy/: the live objects built from a
+ * config (server, listeners, routes, clusters, endpoints and their pools),
+ * the client connection, the per-request context, and the reasons the proxy
+ * gives for the responses it generates itself.
+ */
+#ifndef PX_PROXY_H
+#define PX_PROXY_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "conf/conf.h"
+#include "filters/filter.h"
+#include "proxy/http1.h"
+#include "runtime/rt.h"
+
+/* ---- reasons (x-remora-reason), one table in reply.c ---- */
+
+typedef enum px_reason {
+    PX_REASON_NONE = 0,
+    PX_REASON_NO_ROUTE,
+    PX_REASON_OVERLOADED,
+    PX_REASON_UPSTREAM_CONNECT,
+    PX_REASON_UPSTREAM_TIMEOUT,
+    PX_REASON_UPSTREAM_RESET,
+    PX_REASON_BAD_RESPONSE,
+    PX_REASON_BAD_REQUEST,
+    PX_REASON_HEADERS_TOO_LARGE,
+    PX_REASON_BODY_TOO_LARGE,
+    PX_REASON_NOT_IMPLEMENTED,
+    PX_REASON_VERSION_NOT_SUPPORTED,
+    PX_REASON_REQUEST_TIMEOUT,
+    PX_REASON_FILTER, /* the text comes from the filter's flt_reply_t */
+} px_reason_t;
+
+/** Returns the x-remora-reason text of `reason` ("" for NONE). */
+const char *px_reason_name(px_reason_t reason);
+/** Returns the reason a refused request gets for a parser error. */
+px_reason_t px_reason_of_http1_error(px_http1_err_t err);
+
+/* ---- byte buffers ---- */
+
+/** A bounded byte buffer: bytes live in data[start..end). */
+typedef struct px_buf {
+    char *data;
+    size_t cap, start, end;
+} px_buf_t;
+
+void px_buf_init(px_buf_t *b, size_t cap);
+void px_buf_destroy(px_buf_t *b);
+
+static inline size_t px_buf_len(const px_buf_t *b)
+{
+    return b->end - b->start;
+}
+
+static inline const char *px_buf_head(const px_buf_t *b)
+{
+    return b->data + b->start;
+}
+
+static inline void px_buf_consume(px_buf_t *b, size_t n)
+{
+    b->start += n;
+    if (b->start == b->end) {
+        b->start = b->end = 0;
+    }
+}
+
+/** Moves the bytes to the front; grows the buffer up to `max` if it is full. */
+void px_buf_make_room(px_buf_t *b, size_t max);
+/** Reads once into the free space. Returns bytes read, 0 at EOF, or a negative error. May park. */
+ssize_t px_buf_fill(px_buf_t *b, rt_netfd_t *nfd, size_t max, rt_time_t deadline);
+
+/* ---- upstreams: clusters, endpoints, connection pools (upstream.c, pool.c) ---- */
+
+typedef struct px_cluster px_cluster_t;
+
+/** One address of a cluster, with its pool of connections. Refcounted: DNS may drop it. */
+typedef struct px_endpoint {
+    _Atomic int refs;
+    px_cluster_t *cluster;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    char name[64];        /* "10.0.0.1:8080" for logs */
+    _Atomic bool retired; /* no longer in the cluster: connections are closed on release */
+    rt_chan_t *idle;      /* px_upconn_t *: kept-alive connections, capacity max_connections */
+    rt_chan_t *slots;     /* tokens: a connection may be opened per token held */
+} px_endpoint_t;
+
+/** A connection to an endpoint, owned by one request at a time (or parked in `idle`). */
+typedef struct px_upconn {
+    rt_netfd_t *nfd;
+    px_endpoint_t *ep;
+    px_buf_t buf;  /* response bytes; allocated when first used */
+    uint32_t uses; /* requests sent on it before the current one */
+} px_upconn_t;
+
+struct px_cluster {
+    const cfg_cluster_t *cfg;
+    rt_mutex_t mu; /* protects eps/neps (DNS refresh replaces them) */
+    px_endpoint_t **eps;
+    unsigned neps;
+    _Atomic uint64_t rr;     /* round-robin cursor */
+    _Atomic int64_t pending; /* requests waiting for a connection */
+    _Atomic bool stop;       /* ends the DNS refresher */
+    bool has_names;          /* some endpoint is a host name: refresh periodically */
+};
+
+/** Builds the cluster and resolves its endpoints (may park: getaddrinfo off the P). */
+int px_cluster_open(px_cluster_t *cl, const cfg_cluster_t *cfg, char *err, size_t errlen);
+/** Starts the periodic DNS refresher when some endpoint is a name. */
+void px_cluster_start(px_cluster_t *cl);
+/** Returns a referenced endpoint chosen round-robin (skipping `avoid` if another exists), or NULL.
+ */
+px_endpoint_t *px_cluster_pick(px_cluster_t *cl, const px_endpoint_t *avoid);
+void px_endpoint_unref(px_endpoint_t *ep);
+px_endpoint_t *px_endpoint_new(px_cluster_t *cl, const struct sockaddr *sa, socklen_t len);
+
+typedef enum px_acquire {
+    PX_ACQUIRE_OK = 0,
+    PX_ACQUIRE_OVERLOADED,     /* no capacity and no room or time to wait */
+    PX_ACQUIRE_CONNECT_FAILED, /* the connect failed or timed out */
+} px_acquire_t;
+
+/**
+ * Gets a connection to `ep`: an idle one that is still open, or a new one
+ * when a slot is free; when neither is ready, waits up to the cluster's
+ * pending_timeout if fewer than max_pending wait, else fails fast (select
+ * with default). `fresh` skips idle connections. `*connect_err` gets the
+ * connect error. May park.
+ */
+px_acquire_t px_pool_acquire(px_endpoint_t *ep, bool fresh, px_upconn_t **out, int *connect_err);
+/** Returns `up` to its pool when `reusable`, else closes it and frees its slot. */
+void px_pool_release(px_upconn_t *up, bool reusable);
+
+/* ---- routes (router.c) ---- */
+
+typedef struct px_backend {
+    const char *name;
+    px_cluster_t *cluster;
+    uint32_t weight;
+} px_backend_t;
+
+typedef struct px_route {
+    const cfg_route_t *cfg;
+    px_backend_t *backends;
+    unsigned nbackends;
+    uint64_t total_weight;
+    flt_chain_t *chain;
+} px_route_t;
+
+typedef struct px_listener px_listener_t;
+
+/** Returns the first route of `l` matching `req`, or NULL. */
+const px_route_t *px_router_match(const px_listener_t *l, const px_request_t *req);
+/** Picks a backend at random by weight. */
+const px_backend_t *px_route_pick(const px_route_t *r);
+/** Returns the backend named `name`, or NULL. */
+const px_backend_t *px_route_backend(const px_route_t *r, const char *name);
+
+/* ---- access log (access_log.c) ---- */
+
+typedef struct px_access_log px_access_log_t;
+
+/** Opens "-" (stderr) or a file, with a writer G. NULL + message on error. */
+px_access_log_t *px_access_log_open(const char *target, char *err, size_t errlen);
+/** Queues one line; drops it (counted) rather than block when the writer lags. */
+void px_access_log_line(px_access_log_t *log, const char *line, size_t len);
+/** Waits (until `deadline`) for every log's queued lines to be written. May park. */
+void px_access_log_flush_all(rt_time_t deadline);
+
+/* ---- server, listeners, connections ---- */
+
+typedef struct px_server px_server_t;
+
+struct px_listener {
+    const cfg_listener_t *cfg;
+    px_server_t *srv;
+    rt_netfd_t *nfd;
+    px_route_t *routes;
+    unsigned nroutes;
+    rt_chan_t *conn_slots; /* one token per connection allowed (max_connections) */
+    px_access_log_t *log;  /* NULL = off */
+    px_http1_limits_t limits;
+};
+
+struct px_server {
+    cfg_config_t *cfg;
+    px_listener_t *listeners;
+    unsigned nlisteners;
+    px_cluster_t *clusters;
+    unsigned nclusters;
+    rt_netfd_t *admin_nfd;
+    _Atomic bool draining;
+    _Atomic int64_t active; /* connections serving a request right now */
+};
+
+/** Builds live objects from `cfg` and binds every socket. 0, or -1 with a message. May park. */
+int px_server_open(px_server_t *srv, cfg_config_t *cfg, char *err, size_t errlen);
+/** Spawns the accept loops, the admin listener and the DNS refreshers. */
+void px_server_start(px_server_t *srv);
+/** Starts a graceful drain (idempotent): stop accepting, finish, exit 0. */
+void px_server_drain(px_server_t *srv);
+/** Returns the cluster named `name`, or NULL. */
+px_cluster_t *px_server_cluster(px_server_t *srv, const char *name);
+
+/** Serves `nfd` (takes ownership) accepted on `l` from `peer`, holding one of l->conn_slots. */
+void px_conn_serve(px_listener_t *l, rt_netfd_t *nfd, const struct sockaddr_storage *peer);
+
+/** Admin API on cfg->admin.address (admin.c). */
+int px_admin_open(px_server_t *srv, char *err, size_t errlen);
+void px_admin_start(px_server_t *srv);
+
+/** Blocks SIGTERM/SIGINT/SIGHUP in the calling thread (call before rt_run) and ignores SIGPIPE. */
+void px_signals_block(void);
+/** Starts a G that turns SIGTERM/SIGINT into a drain. */
+void px_signals_start(px_server_t *srv);
+
+/* ---- one request (conn.c, forward.c, reply.c) ---- */
+
+#define PX_EXTRA_HEADERS 8
+
+/** A client connection while a G serves it. */
+typedef struct px_conn {
+    px_listener_t *l;
+    rt_netfd_t *nfd;
+    px_buf_t buf; /* client bytes; freed while the connection idles */
+    char client_ip[INET6_ADDRSTRLEN];
+    bool close_after; /* close once the current response is sent */
+} px_conn_t;
+
+/** Everything about one request, from its head to its last byte. */
+typedef struct px_ctx {
+    flt_ctx_t flt; /* what filters see; first, so a flt_ctx_t * converts back */
+    px_conn_t *conn;
+    const px_request_t *req; /* valid until the request body starts streaming */
+    const px_route_t *route;
+    const px_backend_t *backend;
+    char method[16];
+    char path[256];
+    char request_id[33];
+    px_header_t extra_req[PX_EXTRA_HEADERS];
+    size_t nextra_req;
+    px_header_t extra_resp[PX_EXTRA_HEADERS];
+    size_t nextra_resp;
+    char extra_store[1024];
+    size_t extra_used;
+    int status; /* sent to the client; 0 = nothing sent yet */
+    px_reason_t reason;
+    const char *reason_text; /* for PX_REASON_FILTER */
+    flt_outcome_t outcome;
+    uint64_t bytes_out; /* body bytes sent to the client */
+    unsigned flt_ran;
+    bool response_started; /* some byte of the response reached the client socket */
+} px_ctx_t;
+
+/**
+ * Forwards the request of `ctx` to ctx->backend and streams the response
+ * back. Fills status/outcome/reason; sets conn->close_after when the client
+ * connection cannot be reused. May park.
+ */
+void px_forward(px_ctx_t *ctx);
+
+/**
+ * Sends a response generated by the proxy: `status`, x-remora-reason, body
+ * "REASON\n". `close` adds Connection: close. Returns 0 or a negative error.
+ * May park.
+ */
+int px_reply(px_conn_t *c, int status, const char *reason, bool close, const px_header_t *extra,
+             size_t nextra, int64_t retry_after, bool head_only);
+
+/** The HTTP reason phrase of `status` ("OK", "Not Found"...). */
+const char *px_status_text(int status);
+
+#endif /* PX_PROXY_H */
