@@ -716,8 +716,25 @@ rt__g_t *rt__newg_anywhere(rt_go_fn *fn, void *arg)
     rt__m_t *m = rt__getm();
     if (m && m->p && !m->in_syscall)
         return newg(m->p, fn, arg);
-    rt__g_t *g = rt__stack_alloc();
-    rt__san_g_create(g);
+    /* No P: reuse a G from the global free list, as Ps do when theirs runs
+     * dry. Without this, every G the netpoller spawns for an idle connection
+     * would map a fresh stack while exited ones pile up on free lists. */
+    rt__g_t *g = NULL;
+    if (RT__LOAD(rt__sched.ngfree) > 0) {
+        rt__spin_lock(&rt__sched.gfree_lock);
+        g = batchq_pop_one(&rt__sched.gfree);
+        if (g)
+            atomic_fetch_sub(&rt__sched.ngfree, 1);
+        rt__spin_unlock(&rt__sched.gfree_lock);
+    }
+    if (g) {
+        rt__san_g_reuse(g);
+    } else {
+        g = rt__stack_alloc();
+        rt__san_g_create(g);
+    }
+    g->lockedm = NULL;
+    g->lock_count = 0;
     g->fn = fn;
     g->arg = arg;
     g->id = atomic_fetch_add(&rt__sched.goidgen, 1);

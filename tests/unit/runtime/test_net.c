@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -605,6 +606,92 @@ START_TEST(test_net_go_when_readable_holds_no_g_while_idle)
 
 END_TEST
 
+/*
+ * Gs the netpoller spawns while every M sleeps in epoll (no P at hand) reuse
+ * exited Gs' stacks instead of mapping new ones. An OS thread outside the
+ * runtime pokes the socket, so each wake-up comes from the sleeping poller.
+ */
+
+typedef struct respawn {
+    int peer_fd; /* the poking thread's end, blocking */
+    rt_netfd_t *b;
+    long rounds, done;
+    rt_chan_t *finished;
+    int rc;
+    uint64_t stacks_before, stacks_after;
+} respawn_t;
+
+static void *respawn_poker(void *arg)
+{
+    respawn_t *t = arg;
+    char c = 'x';
+    for (long i = 0; i < t->rounds; i++) {
+        if (write(t->peer_fd, &c, 1) != 1 || read(t->peer_fd, &c, 1) != 1) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void on_respawn_ready(void *arg, int result)
+{
+    respawn_t *t = arg;
+    char c;
+    if (result != RT_OK || rt_read(t->b, &c, 1, RT_FOREVER) != 1) {
+        t->rc = -1;
+    } else if (++t->done < t->rounds) {
+        /* Re-arm first, then answer: the next G is spawned by the poller. */
+        if (rt_go_when_readable(t->b, on_respawn_ready, t, RT_FOREVER) == RT_OK &&
+            rt_write_all(t->b, &c, 1, RT_FOREVER) == 1) {
+            return;
+        }
+        t->rc = -2;
+    } else {
+        (void)rt_write_all(t->b, &c, 1, RT_FOREVER);
+    }
+    char token = 0;
+    (void)rt_chan_send(t->finished, &token, RT_FOREVER);
+}
+
+static void respawn_main(void *arg)
+{
+    respawn_t *t = arg;
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    t->peer_fd = sv[0];
+    ck_assert_int_eq(rt_netfd_open(sv[1], &t->b), RT_OK);
+    t->finished = rt_chan_new(1, 0);
+    rt_stats_t st;
+    rt_stats_read(&st);
+    t->stacks_before = st.stacks;
+    ck_assert_int_eq(rt_go_when_readable(t->b, on_respawn_ready, t, RT_FOREVER), RT_OK);
+    pthread_t poker;
+    ck_assert_int_eq(pthread_create(&poker, NULL, respawn_poker, t), 0);
+    int rc = rt_chan_recv(t->finished, NULL, rt_deadline_in(th_slack(20 * RT_SEC)));
+    rt_blocking_enter();
+    pthread_join(poker, NULL);
+    rt_blocking_leave();
+    ck_assert_int_eq(rc, RT_OK);
+    rt_stats_read(&st);
+    t->stacks_after = st.stacks;
+    rt_chan_free(t->finished);
+    close(sv[0]);
+    rt_netfd_close(t->b);
+}
+
+START_TEST(test_net_go_when_readable_reuses_stacks)
+{
+    respawn_t t = {.rounds = th_scaled(5000)};
+    th_rt_run(respawn_main, &t, 1);
+    ck_assert_int_eq(t.rc, 0);
+    ck_assert_int_eq(t.done, t.rounds);
+    /* One G alive at a time: a handful of stacks, not one per round. */
+    ck_assert_msg(t.stacks_after - t.stacks_before < 200, "%ld rounds mapped %llu stacks", t.rounds,
+                  (unsigned long long)(t.stacks_after - t.stacks_before));
+}
+
+END_TEST
+
 /* ---- a G whose I/O never waits is preempted at its next I/O call ---- */
 
 #define BUSY_IO_NS (300 * RT_MSEC)
@@ -737,6 +824,7 @@ Suite *suite_runtime_net(void)
     tcase_add_test(tc, test_net_tcp_echo_1000_connections_in_parallel);
     tcase_add_test(tc, test_net_netfd_open_streams_through_socketpair);
     tcase_add_test(tc, test_net_go_when_readable_holds_no_g_while_idle);
+    tcase_add_test(tc, test_net_go_when_readable_reuses_stacks);
     tcase_add_test(tc, test_net_busy_io_is_preempted_at_io_calls);
     suite_add_tcase(s, tc);
 
