@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - declarations shared by the files of conf/ and nothing else:
+ * the libcyaml schema, the YAML path -> line index, the error-collecting
+ * walker, the strict scalar parsers and the load passes (convert, defaults,
+ * validate). Not part of the public API; conf.h is.
+ */
+#ifndef CFG_INTERNAL_H
+#define CFG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cyaml/cyaml.h>
+
+#include "conf/conf.h"
+
+/* ---- schema.c ---- */
+
+/** The whole document: a pointer to a cfg_config_t. */
+extern const cyaml_schema_value_t cfg__config_schema;
+/** libcyaml settings shared by load and free (allocator, no logging). */
+extern const cyaml_config_t cfg__cyaml_free_config;
+
+/* ---- lines.c: one libyaml event pass -> "listeners[0].routes[2].name" -> line:column ---- */
+
+typedef struct cfg__lines_entry {
+    char *path;
+    unsigned line, column; /* 1-based: the key of a mapping value, the start of a sequence entry */
+} cfg__lines_entry_t;
+
+typedef struct cfg__lines {
+    cfg__lines_entry_t *items;
+    size_t count, cap;
+} cfg__lines_t;
+
+/**
+ * Indexes every node of the first document of `yaml`. Returns 0, or -1 on a
+ * YAML syntax error with its position and libyaml's text in `*line`,
+ * `*column` and `msg` (the index then holds what came before the error).
+ */
+int cfg__lines_build(cfg__lines_t *lines, const char *yaml, size_t len, unsigned *line,
+                     unsigned *column, char *msg, size_t msg_size);
+/** Returns the entry of `path` itself, or NULL. */
+const cfg__lines_entry_t *cfg__lines_find(const cfg__lines_t *lines, const char *path);
+/** Finds the position of `path`, else of its nearest indexed ancestor; false if none. */
+bool cfg__lines_locate(const cfg__lines_t *lines, const char *path, unsigned *line,
+                       unsigned *column);
+void cfg__lines_destroy(cfg__lines_t *lines);
+
+/* ---- errors.c: problems and the path-tracking walker ---- */
+
+/** Appends one problem (copies `path` and the formatted message). */
+void cfg__error_add(cfg_errors_t *errs, const char *path, unsigned line, unsigned column,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/**
+ * A walk over the loaded structs that knows the YAML path of where it is, so
+ * a problem is reported with its path and (through `lines`) its position.
+ */
+typedef struct cfg__walk {
+    cfg_errors_t *errs;
+    size_t first; /* errs->items[first..] are this document's (errs may hold older ones) */
+    const cfg__lines_t *lines;
+    char path[512];
+    size_t len;
+} cfg__walk_t;
+
+/** Pushes ".key" (or "key" at the root); returns the previous length for cfg__walk_pop. */
+size_t cfg__walk_key(cfg__walk_t *w, const char *key);
+/** Pushes "[i]"; returns the previous length. */
+size_t cfg__walk_index(cfg__walk_t *w, size_t i);
+void cfg__walk_pop(cfg__walk_t *w, size_t len);
+/**
+ * Reports a problem at the current path plus `key` (NULL: the current path),
+ * unless one was already reported at that exact path (one problem per value:
+ * a bad scalar is not also reported as missing or out of range).
+ */
+void cfg__walk_error(cfg__walk_t *w, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/** Returns whether the document has a node at the current path plus `key`. */
+bool cfg__walk_present(const cfg__walk_t *w, const char *key);
+
+/* ---- units.c: strict scalars beyond the public duration/size/percent ---- */
+
+/** Parses decimal digits only (no sign, no spaces) into `*out` <= `max`. 0 or -1. */
+int cfg__parse_uint(const char *s, uint64_t max, uint64_t *out);
+/** Parses "12", "0.25" (digits, optional fraction; no sign/exponent). 0 or -1. */
+int cfg__parse_number(const char *s, double *out);
+/** Parses an outcome class name (5xx, connect_failure, timeout, reset) into its bit; 0 if unknown.
+ */
+uint32_t cfg__parse_outcome(const char *s);
+/**
+ * Checks "HOST:PORT" / "[IPV6]:PORT". `numeric` requires an IP literal;
+ * otherwise a DNS name is allowed. Port 1..65535, or 0..65535 if `port0`.
+ * Returns NULL if valid, else a static message.
+ */
+const char *cfg__check_address(const char *s, bool numeric, bool port0);
+/** Returns whether `s` is a non-empty RFC 9110 token (header names, methods). */
+bool cfg__is_token(const char *s);
+
+/* ---- the load passes, in order (load.c drives them) ---- */
+
+/** convert.c: parses every present `*_text`/raw scalar into its converted field. */
+void cfg__convert(cfg_config_t *cfg, cfg__walk_t *w);
+/** defaults.c: fills every absent optional key with its default; NULL strings become "". */
+void cfg__defaults_apply(cfg_config_t *cfg);
+/** validate.c: semantic checks over the converted, defaulted config. */
+void cfg__validate(const cfg_config_t *cfg, cfg__walk_t *w);
+
+#endif /* CFG_INTERNAL_H */
