@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - the test_proxy runner: adds every suite of suites.h and runs
+ * them with CK_ENV, so CK_RUN_SUITE / CK_VERBOSITY select and report.
+ */
+#include <stdlib.h>
+
+#include <check.h>
+
+#include "tests/unit/proxy/suites.h"
+
+typedef Suite *suite_ctor_fn(void);
+
+static suite_ctor_fn *const suite_ctors[] = {
+    suite_proxy_http1,
+    suite_proxy_headers,
+};
+
+int main(void)
+{
+    SRunner *sr = srunner_create(NULL);
+    for (size_t i = 0; i < sizeof(suite_ctors) / sizeof(suite_ctors[0]); i++) {
+        srunner_add_suite(sr, suite_ctors[i]());
+    }
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
