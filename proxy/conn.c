@@ -227,6 +227,19 @@ done:
 static void conn_resume(void *arg, int result);
 
 /*
+ * Parks the connection without a G until its next bytes arrive or
+ * `wait_deadline` passes: the buffer goes back, only the struct and the
+ * netpoll registration remain.
+ */
+static void conn_idle(px_conn_t *c)
+{
+    px_buf_destroy(&c->buf);
+    if (rt_go_when_readable(c->nfd, conn_resume, c, c->wait_deadline) != RT_OK) {
+        conn_close(c);
+    }
+}
+
+/*
  * The keep-alive loop. Returns when the connection is closed or handed to
  * the netpoller to idle. May park.
  */
@@ -234,30 +247,42 @@ static void conn_loop(px_conn_t *c)
 {
     px_listener_t *l = c->l;
     const size_t max_head = l->limits.max_head_bytes + 1;
-    if (!c->buf.data) {
-        px_buf_init(&c->buf, CONN_BUF_SIZE);
-    }
     for (;;) {
+        /* The next request's first bytes: never park a G for them. */
+        if (px_buf_len(&c->buf) == 0) {
+            if (!c->buf.data) {
+                px_buf_init(&c->buf, CONN_BUF_SIZE);
+            }
+            ssize_t n = px_buf_fill(&c->buf, c->nfd, max_head, RT_NOWAIT);
+            if (n == RT_EAGAIN) {
+                conn_idle(c); /* a wake-up with nothing to read, or none yet */
+                return;
+            }
+            if (n <= 0) {
+                conn_close(c);
+                return;
+            }
+        }
+
+        /* The rest of the head must arrive within read_timeout of its first byte. */
         px_request_t req;
         size_t prev_len = 0;
         rt_time_t deadline = rt_deadline_in(l->cfg->read_timeout);
         for (;;) {
             size_t len = px_buf_len(&c->buf);
-            if (len > 0) {
-                px_http1_err_t err =
-                    px_http1_parse_request(px_buf_head(&c->buf), len, prev_len, &l->limits, &req);
-                if (err == PX_HTTP1_OK) {
-                    break;
-                }
-                if (err != PX_HTTP1_INCOMPLETE) {
-                    px_reason_t reason = px_reason_of_http1_error(err);
-                    (void)px_reply(c, px_http1_error_status(err), px_reason_name(reason), true,
-                                   NULL, 0, 0, false);
-                    conn_linger_close(c);
-                    return;
-                }
-                prev_len = len;
+            px_http1_err_t err =
+                px_http1_parse_request(px_buf_head(&c->buf), len, prev_len, &l->limits, &req);
+            if (err == PX_HTTP1_OK) {
+                break;
             }
+            if (err != PX_HTTP1_INCOMPLETE) {
+                px_reason_t reason = px_reason_of_http1_error(err);
+                (void)px_reply(c, px_http1_error_status(err), px_reason_name(reason), true, NULL, 0,
+                               0, false);
+                conn_linger_close(c);
+                return;
+            }
+            prev_len = len;
             ssize_t n = px_buf_fill(&c->buf, c->nfd, max_head, deadline);
             if (n > 0) {
                 continue;
@@ -266,12 +291,12 @@ static void conn_loop(px_conn_t *c)
                 (void)px_reply(c, 431, px_reason_name(PX_REASON_HEADERS_TOO_LARGE), true, NULL, 0,
                                0, false);
                 conn_linger_close(c);
-            } else if (n == RT_ETIMEDOUT && px_buf_len(&c->buf) > 0) {
+            } else if (n == RT_ETIMEDOUT) {
                 (void)px_reply(c, 408, px_reason_name(PX_REASON_REQUEST_TIMEOUT), true, NULL, 0, 0,
                                false);
                 conn_linger_close(c);
             } else {
-                conn_close(c); /* EOF, reset, or a silent timeout before any byte */
+                conn_close(c); /* EOF or reset mid-head */
             }
             return;
         }
@@ -284,16 +309,7 @@ static void conn_loop(px_conn_t *c)
             conn_close(c);
             return;
         }
-        if (px_buf_len(&c->buf) == 0) {
-            /* Idle: give back the buffer and the G until the next request arrives. */
-            px_buf_destroy(&c->buf);
-            int rc =
-                rt_go_when_readable(c->nfd, conn_resume, c, rt_deadline_in(l->cfg->idle_timeout));
-            if (rc != RT_OK) {
-                conn_close(c);
-            }
-            return;
-        }
+        c->wait_deadline = rt_deadline_in(l->cfg->idle_timeout);
     }
 }
 
@@ -317,6 +333,7 @@ void px_conn_serve(px_listener_t *l, rt_netfd_t *nfd, const struct sockaddr_stor
     px_conn_t *c = rt_xcalloc(1, sizeof(*c));
     c->l = l;
     c->nfd = nfd;
+    c->wait_deadline = rt_deadline_in(l->cfg->read_timeout); /* for the first request */
     if (peer->ss_family == AF_INET) {
         inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, c->client_ip,
                   sizeof(c->client_ip));

@@ -232,7 +232,8 @@ typedef struct px_conn {
     rt_netfd_t *nfd;
     px_buf_t buf; /* client bytes; freed while the connection idles */
     char client_ip[INET6_ADDRSTRLEN];
-    bool close_after; /* close once the current response is sent */
+    rt_time_t wait_deadline; /* for the next request's first byte (idle or read timeout) */
+    bool close_after;        /* close once the current response is sent */
 } px_conn_t;
 
 /** Everything about one request, from its head to its last byte. */

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_upstream.c - integration/upstream: upstream failures as the client
+ * sees them (refused connect 502, route timeout 504, a reset mid-body never
+ * looks complete), endpoints given by name, and the listener's own limits:
+ * read timeout on a trickled head, idle timeout, max_connections.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "tests/integration/it.h"
+#include "tests/integration/suites.h"
+
+START_TEST(test_upstream_connect_refused_is_502)
+{
+    th_remora_t r;
+    th_resp_t resp;
+    /* Nothing listens on a port that was just free. */
+    th_remora_start_simple(&r, th_free_port(), NULL, NULL, "    connect_timeout: 1s\n");
+    int64_t t0 = th_now_ms();
+    it_get(r.port, "/", NULL, &resp);
+    it_assert_local_reply(&resp, 502, "upstream_connect");
+    th_resp_free(&resp);
+    ck_assert_int_lt(th_now_ms() - t0, th_slack_ms(2000));
+}
+
+END_TEST
+
+START_TEST(test_upstream_route_timeout_is_504)
+{
+    th_echo_t e;
+    th_remora_t r;
+    th_resp_t resp;
+    th_echo_start(&e, "late");
+    th_remora_start_simple(&r, e.port, NULL, "        timeout: 300ms\n", NULL);
+    int64_t t0 = th_now_ms();
+    it_get(r.port, "/", "x-echo-delay: 2s\r\n", &resp);
+    int64_t ms = th_now_ms() - t0;
+    it_assert_local_reply(&resp, 504, "upstream_timeout");
+    th_resp_free(&resp);
+    ck_assert_msg(ms >= 250 && ms < th_slack_ms(1000), "504 after %lld ms, want ~300",
+                  (long long)ms);
+}
+
+END_TEST
+
+START_TEST(test_upstream_reset_mid_body_never_looks_complete)
+{
+    th_echo_t e;
+    th_remora_t r;
+    th_conn_t c;
+    th_resp_t resp;
+    th_echo_start(&e, "reset");
+    th_remora_start_simple(&r, e.port, NULL, NULL, NULL);
+    it_open(&c, r.port);
+    const char *req = "GET /r HTTP/1.1\r\nHost: test\r\nx-echo-body-size: 100000\r\n"
+                      "x-echo-reset-after: 1000\r\n\r\n";
+    it_send(&c, req, strlen(req));
+    ck_assert_int_eq(th_http_read_head(&c, &resp, IT_IO_MS), 0);
+    if (resp.status == 502) {
+        /* Allowed only if remora had sent nothing yet: an honest error, not a short body. */
+        it_assert_header(&resp, "x-remora-reason", "upstream_reset");
+    } else {
+        ck_assert_int_eq(resp.status, 200);
+        int rc = th_http_read_body(&c, &resp, false, NULL, NULL, 1 << 20, IT_IO_MS);
+        ck_assert_msg(rc == -ENODATA || rc == -ECONNRESET,
+                      "body ended with %s after %llu bytes: want the connection closed early",
+                      rc == 0 ? "success" : strerror(-rc), (unsigned long long)resp.body_bytes);
+        ck_assert_int_lt(resp.body_bytes, 100000);
+        ck_assert_int_eq(th_pattern_find_mismatch(resp.body, 0, resp.body_len), -1);
+    }
+    th_resp_free(&resp);
+    th_conn_close(&c);
+    it_get(r.port, "/after", NULL, &resp);
+    ck_assert_int_eq(resp.status, 200);
+    th_resp_free(&resp);
+}
+
+END_TEST
+
+START_TEST(test_upstream_endpoint_by_name)
+{
+    th_echo_t e;
+    th_remora_t r;
+    th_resp_t resp;
+    th_echo_start(&e, "named");
+    th_remora_start(&r,
+                    "listeners:\n"
+                    "  - name: main\n"
+                    "    address: 127.0.0.1:@LISTEN@\n"
+                    "    routes:\n"
+                    "      - name: r\n"
+                    "        match: { path_prefix: / }\n"
+                    "        backends: [ { name: b1, cluster: c1, weight: 1 } ]\n"
+                    "clusters:\n"
+                    "  - name: c1\n"
+                    "    endpoints: [localhost:%d]\n",
+                    e.port);
+    it_get(r.port, "/", NULL, &resp);
+    ck_assert_int_eq(resp.status, 200);
+    it_assert_header(&resp, "x-echo-name", "named");
+    th_resp_free(&resp);
+}
+
+END_TEST
+
+START_TEST(test_upstream_read_timeout_cuts_trickled_head)
+{
+    th_echo_t e;
+    th_remora_t r;
+    th_conn_t c;
+    th_echo_start(&e, "trickle");
+    th_remora_start_simple(&r, e.port, "    read_timeout: 1s\n", NULL, NULL);
+    it_open(&c, r.port);
+    int64_t t0 = th_now_ms();
+    it_send(&c, "GET / HTTP/1.1\r\nHo", 18);
+    /*
+     * One byte every 500 ms: steady progress, so only a deadline on the
+     * whole head (not a per-read timeout) stops it.
+     */
+    int64_t closed_ms = -1, next_byte = t0 + 500;
+    while (th_now_ms() - t0 < 6000) {
+        if (th_conn_readable(&c, 50)) {
+            /* EOF or reset: remora may close while our next byte is in flight. */
+            ck_assert_int_ge(th_conn_wait_closed(&c, th_slack_ms(2000), NULL), 0);
+            closed_ms = th_now_ms() - t0;
+            break;
+        }
+        if (th_now_ms() >= next_byte) {
+            if (th_conn_send(&c, "x", 1, 1000) != 0) {
+                closed_ms = th_now_ms() - t0;
+                break;
+            }
+            next_byte += 500;
+        }
+    }
+    th_conn_close(&c);
+    ck_assert_msg(closed_ms >= 0, "a head trickled for 6 s was never cut off");
+    ck_assert_msg(closed_ms < 1000 + th_slack_ms(1500), "cut off after %lld ms, read_timeout 1s",
+                  (long long)closed_ms);
+}
+
+END_TEST
+
+START_TEST(test_upstream_idle_timeout_closes_keepalive)
+{
+    th_echo_t e;
+    th_remora_t r;
+    th_conn_t c;
+    th_resp_t resp;
+    th_echo_start(&e, "idle");
+    th_remora_start_simple(&r, e.port, "    idle_timeout: 1s\n    read_timeout: 8s\n", NULL, NULL);
+    it_open(&c, r.port);
+    it_roundtrip(&c, "GET / HTTP/1.1\r\nHost: test\r\n\r\n", &resp);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert(!th_resp_header_has_token(&resp, "connection", "close"));
+    th_resp_free(&resp);
+    /* Waits past read_timeout (8s), so a wrong timer shows in the message. */
+    int64_t t0 = th_now_ms();
+    ck_assert_msg(th_conn_wait_closed(&c, th_slack_ms(9000), NULL) == 0,
+                  "idle keep-alive connection still open after 9 s");
+    int64_t ms = th_now_ms() - t0;
+    th_conn_close(&c);
+    ck_assert_msg(ms >= 500 && ms < 1000 + th_slack_ms(1500),
+                  "closed after %lld ms; idle_timeout 1s, read_timeout 8s", (long long)ms);
+}
+
+END_TEST
+
+START_TEST(test_upstream_listener_max_connections)
+{
+    th_echo_t e;
+    th_remora_t r;
+    th_conn_t c[3];
+    th_resp_t resp;
+    const char *req = "GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+    th_echo_start(&e, "maxc");
+    th_remora_start_simple(&r, e.port, "    max_connections: 2\n", NULL, NULL);
+    for (int i = 0; i < 2; i++) {
+        it_open(&c[i], r.port);
+        it_roundtrip(&c[i], req, &resp);
+        ck_assert_int_eq(resp.status, 200);
+        th_resp_free(&resp);
+    }
+    /* The third waits (the kernel completes the handshake; remora does not serve it). */
+    it_open(&c[2], r.port);
+    it_send(&c[2], req, strlen(req));
+    ck_assert_msg(!th_conn_readable(&c[2], 500), "a third connection was answered or closed");
+    for (int i = 0; i < 2; i++) {
+        it_roundtrip(&c[i], req, &resp);
+        ck_assert_int_eq(resp.status, 200);
+        th_resp_free(&resp);
+    }
+    ck_assert(!th_conn_readable(&c[2], 100));
+    th_conn_close(&c[0]);
+    ck_assert_int_eq(th_http_read_response(&c[2], &resp, false), 0);
+    ck_assert_int_eq(resp.status, 200);
+    th_resp_free(&resp);
+    th_conn_close(&c[1]);
+    th_conn_close(&c[2]);
+}
+
+END_TEST
+
+Suite *suite_integration_upstream(void)
+{
+    Suite *s = suite_create("integration/upstream");
+    TCase *tc = it_tcase(s, "failures", 20);
+    tcase_add_test(tc, test_upstream_connect_refused_is_502);
+    tcase_add_test(tc, test_upstream_route_timeout_is_504);
+    tcase_add_test(tc, test_upstream_reset_mid_body_never_looks_complete);
+    tcase_add_test(tc, test_upstream_endpoint_by_name);
+    tc = it_tcase(s, "listener", 20);
+    tcase_add_test(tc, test_upstream_read_timeout_cuts_trickled_head);
+    tcase_add_test(tc, test_upstream_idle_timeout_closes_keepalive);
+    tcase_add_test(tc, test_upstream_listener_max_connections);
+    return s;
+}
