@@ -2,25 +2,50 @@
 /*
  * buf.c - px_buf, the bounded byte buffer every connection reads into:
  * compacted in place, grown by doubling only up to a caller's limit, so an
- * untrusted peer can never make it larger than the configured bound.
+ * untrusted peer can never make it larger than the configured bound. The
+ * first 16 KiB block comes from a per-P pool: connections take one per
+ * request and give it back while idle, so malloc stays off the hot path.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "proxy/proxy.h"
 
-void px_buf_init(px_buf_t *b, size_t cap)
+static rt_pool_t *_Atomic buf_pool;
+
+static rt_pool_t *pool(void)
 {
-    b->data = rt_xmalloc(cap);
-    b->cap = cap;
+    rt_pool_t *p = atomic_load_explicit(&buf_pool, memory_order_acquire);
+    if (!p) {
+        rt_pool_t *fresh = rt_pool_new(PX_BUF_SIZE);
+        if (atomic_compare_exchange_strong(&buf_pool, &p, fresh)) {
+            p = fresh;
+        } else {
+            rt_pool_free(fresh);
+        }
+    }
+    return p;
+}
+
+void px_buf_init(px_buf_t *b)
+{
+    b->data = rt_pool_get(pool());
+    b->cap = PX_BUF_SIZE;
     b->start = b->end = 0;
+    b->pooled = true;
+    b->drained = false;
 }
 
 void px_buf_destroy(px_buf_t *b)
 {
-    free(b->data);
+    if (b->pooled) {
+        rt_pool_put(pool(), b->data);
+    } else {
+        free(b->data);
+    }
     b->data = NULL;
     b->cap = b->start = b->end = 0;
+    b->pooled = false;
 }
 
 void px_buf_make_room(px_buf_t *b, size_t max)
@@ -33,8 +58,15 @@ void px_buf_make_room(px_buf_t *b, size_t max)
     }
     if (b->end == b->cap && b->cap < max) {
         size_t cap = b->cap * 2 < max ? b->cap * 2 : max;
-        b->data = rt_xrealloc(b->data, cap);
+        char *data = rt_xmalloc(cap);
+        memcpy(data, b->data, b->end);
+        bool drained = b->drained;
+        size_t end = b->end;
+        px_buf_destroy(b);
+        b->data = data;
         b->cap = cap;
+        b->end = end;
+        b->drained = drained;
     }
 }
 
@@ -46,9 +78,11 @@ ssize_t px_buf_fill(px_buf_t *b, rt_netfd_t *nfd, size_t max, rt_time_t deadline
             return -ENOBUFS;
         }
     }
-    ssize_t n = rt_read(nfd, b->data + b->end, b->cap - b->end, deadline);
+    size_t room = b->cap - b->end;
+    ssize_t n = rt_read(nfd, b->data + b->end, room, deadline);
     if (n > 0) {
         b->end += (size_t)n;
+        b->drained = (size_t)n < room;
     }
     return n;
 }

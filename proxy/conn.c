@@ -24,8 +24,6 @@
 
 #include "proxy/proxy.h"
 
-#define CONN_BUF_SIZE (16 * 1024)
-
 /* ---- the request context as filters see it ---- */
 
 static px_ctx_t *ctx_of(flt_ctx_t *f)
@@ -250,8 +248,12 @@ static void conn_loop(px_conn_t *c)
     for (;;) {
         /* The next request's first bytes: never park a G for them. */
         if (px_buf_len(&c->buf) == 0) {
+            if (c->buf.data && c->buf.drained && !rt_netfd_rd_event_pending(c->nfd)) {
+                conn_idle(c); /* nothing arrived since a read that emptied the socket */
+                return;
+            }
             if (!c->buf.data) {
-                px_buf_init(&c->buf, CONN_BUF_SIZE);
+                px_buf_init(&c->buf);
             }
             ssize_t n = px_buf_fill(&c->buf, c->nfd, max_head, RT_NOWAIT);
             if (n == RT_EAGAIN) {

@@ -33,7 +33,7 @@
 #include "proxy/headers.h"
 #include "proxy/proxy.h"
 
-#define UP_BUF_SIZE (16 * 1024)
+#define UP_BUF_SIZE PX_BUF_SIZE
 #define UP_MAX_HEAD (64 * 1024)
 #define CHUNK_OVERHEAD 32 /* "%zx\r\n" + "\r\n" around one chunk, and the last chunk */
 
@@ -185,7 +185,15 @@ static head_result_t read_response_head(exchange_t *x, rt_time_t deadline, px_re
 {
     px_upconn_t *up = x->up;
     if (!up->buf.data) {
-        px_buf_init(&up->buf, UP_BUF_SIZE);
+        px_buf_init(&up->buf);
+    }
+    if (px_buf_len(&up->buf) == 0 && up->quiet && !rt_netfd_rd_event_pending(up->nfd)) {
+        /* The request just left; its answer cannot be here unless an event says
+         * so. Waiting first saves a read that would fail with EAGAIN. */
+        int rc = rt_wait_readable(up->nfd, deadline);
+        if (rc == RT_ETIMEDOUT) {
+            return HEAD_TIMEOUT;
+        }
     }
     size_t prev_len = 0;
     bool got_bytes = false;

@@ -24,8 +24,8 @@ typedef struct px_fwd_request {
     const char *via;        /* appended to Via, e.g. "1.1 remora" */
     px_body_kind_t body;    /* framing sent upstream: NONE, LENGTH or CHUNKED */
     uint64_t content_length;
-    bool upgrade;                /* keep Upgrade and send "Connection: upgrade" */
-    const px_header_t *extra;    /* extra headers (e.g. from filters), may be NULL */
+    bool upgrade;             /* keep Upgrade and send "Connection: upgrade" */
+    const px_header_t *extra; /* extra headers (e.g. from filters), may be NULL */
     size_t nextra;
 } px_fwd_request_t;
 
@@ -40,13 +40,13 @@ ssize_t px_headers_request_head(char *out, size_t cap, const px_request_t *req,
 
 /** How a response head is rewritten for the client. */
 typedef struct px_fwd_response {
-    const char *backend;   /* x-remora-backend value; NULL = none */
-    const char *via;       /* appended to Via */
-    px_body_kind_t body;   /* framing to the client: NONE, LENGTH, CHUNKED or UNTIL_CLOSE */
+    const char *backend; /* x-remora-backend value; NULL = none */
+    const char *via;     /* appended to Via */
+    px_body_kind_t body; /* framing to the client: NONE, LENGTH, CHUNKED or UNTIL_CLOSE */
     uint64_t content_length;
-    bool keep_alive;       /* false: "Connection: close" */
-    bool client_http10;    /* true: a keep-alive answer says "Connection: keep-alive" */
-    bool upgrade;          /* 101: keep Upgrade, send "Connection: upgrade" */
+    bool keep_alive;    /* false: "Connection: close" */
+    bool client_http10; /* true: a keep-alive answer says "Connection: keep-alive" */
+    bool upgrade;       /* 101: keep Upgrade, send "Connection: upgrade" */
     const px_header_t *extra;
     size_t nextra;
 } px_fwd_response_t;

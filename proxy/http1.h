@@ -40,28 +40,29 @@ typedef enum px_body_kind {
 typedef enum px_http1_err {
     PX_HTTP1_OK = 0,
     PX_HTTP1_INCOMPLETE = -1,
-    PX_HTTP1_E_SYNTAX = -2,          /* 400 malformed request line or header (picohttpparser) */
-    PX_HTTP1_E_BARE_CR = -3,         /* 400 CR not followed by LF */
-    PX_HTTP1_E_OBS_FOLD = -4,        /* 400 obsolete line folding */
+    PX_HTTP1_E_SYNTAX = -2,             /* 400 malformed request line or header (picohttpparser) */
+    PX_HTTP1_E_BARE_CR = -3,            /* 400 CR not followed by LF */
+    PX_HTTP1_E_OBS_FOLD = -4,           /* 400 obsolete line folding */
     PX_HTTP1_E_SPACE_BEFORE_COLON = -5, /* 400 whitespace between field name and colon */
-    PX_HTTP1_E_CL_AND_TE = -6,       /* 400 both Content-Length and Transfer-Encoding */
-    PX_HTTP1_E_CL_INVALID = -7,      /* 400 Content-Length not a plain decimal number */
-    PX_HTTP1_E_CL_DUPLICATE = -8,    /* 400 more than one Content-Length (even equal ones) */
-    PX_HTTP1_E_TE_NOT_CHUNKED = -9,  /* 400 final transfer coding is not chunked */
-    PX_HTTP1_E_TE_UNSUPPORTED = -10, /* 501 a transfer coding other than chunked (e.g. gzip, chunked) */
-    PX_HTTP1_E_TE_HTTP10 = -11,      /* 400 Transfer-Encoding in an HTTP/1.0 request */
+    PX_HTTP1_E_CL_AND_TE = -6,          /* 400 both Content-Length and Transfer-Encoding */
+    PX_HTTP1_E_CL_INVALID = -7,         /* 400 Content-Length not a plain decimal number */
+    PX_HTTP1_E_CL_DUPLICATE = -8,       /* 400 more than one Content-Length (even equal ones) */
+    PX_HTTP1_E_TE_NOT_CHUNKED = -9,     /* 400 final transfer coding is not chunked */
+    PX_HTTP1_E_TE_UNSUPPORTED =
+        -10,                    /* 501 a transfer coding other than chunked (e.g. gzip, chunked) */
+    PX_HTTP1_E_TE_HTTP10 = -11, /* 400 Transfer-Encoding in an HTTP/1.0 request */
     PX_HTTP1_E_HOST_MISSING = -12,   /* 400 HTTP/1.1 request without Host */
     PX_HTTP1_E_HOST_DUPLICATE = -13, /* 400 more than one Host */
     PX_HTTP1_E_TARGET = -14,         /* 400 request-target not origin-form, absolute-form or '*' */
-    PX_HTTP1_E_METHOD = -15,         /* 501 CONNECT (tunnelling to arbitrary hosts is not offered) */
-    PX_HTTP1_E_VERSION = -16,        /* 505 HTTP version other than 1.0 / 1.1 */
-    PX_HTTP1_E_HEAD_TOO_LARGE = -17, /* 431 request line + headers over the limit */
+    PX_HTTP1_E_METHOD = -15,  /* 501 CONNECT (tunnelling to arbitrary hosts is not offered) */
+    PX_HTTP1_E_VERSION = -16, /* 505 HTTP version other than 1.0 / 1.1 */
+    PX_HTTP1_E_HEAD_TOO_LARGE = -17,   /* 431 request line + headers over the limit */
     PX_HTTP1_E_TOO_MANY_HEADERS = -18, /* 431 more header fields than the limit */
-    PX_HTTP1_E_BODY_TOO_LARGE = -19, /* 413 body over the listener's limit */
-    PX_HTTP1_E_CHUNK_SIZE = -20,     /* 400 bad chunk size (not hex, empty, overflow) */
-    PX_HTTP1_E_CHUNK_EXT = -21,      /* 400 bad chunk extension */
-    PX_HTTP1_E_CHUNK_FRAMING = -22,  /* 400 missing CRLF after chunk data, bad trailer */
-    PX_HTTP1_E_FIELD_VALUE = -23,    /* 400 control character in a field value */
+    PX_HTTP1_E_BODY_TOO_LARGE = -19,   /* 413 body over the listener's limit */
+    PX_HTTP1_E_CHUNK_SIZE = -20,       /* 400 bad chunk size (not hex, empty, overflow) */
+    PX_HTTP1_E_CHUNK_EXT = -21,        /* 400 bad chunk extension */
+    PX_HTTP1_E_CHUNK_FRAMING = -22,    /* 400 missing CRLF after chunk data, bad trailer */
+    PX_HTTP1_E_FIELD_VALUE = -23,      /* 400 control character in a field value */
 } px_http1_err_t;
 
 /** Returns the HTTP status a refused request gets (400, 413, 431, 501, 505). */
@@ -71,8 +72,8 @@ const char *px_http1_error_message(px_http1_err_t err);
 
 /** Limits applied while parsing a request head. */
 typedef struct px_http1_limits {
-    size_t max_head_bytes;  /* request line + headers + CRLFs; over it -> 431 */
-    size_t max_headers;     /* at most PX_HTTP1_MAX_HEADERS */
+    size_t max_head_bytes;   /* request line + headers + CRLFs; over it -> 431 */
+    size_t max_headers;      /* at most PX_HTTP1_MAX_HEADERS */
     uint64_t max_body_bytes; /* 0 = no limit; a larger Content-Length -> 413 */
 } px_http1_limits_t;
 
@@ -87,7 +88,7 @@ typedef struct px_request {
     int minor_version; /* 0 or 1 */
     px_header_t headers[PX_HTTP1_MAX_HEADERS];
     size_t nheaders;
-    size_t head_len; /* bytes of the head, including the final CRLF */
+    size_t head_len;  /* bytes of the head, including the final CRLF */
     const char *host; /* Host header value, or the authority of an absolute-form target */
     size_t host_len;
     px_body_kind_t body; /* PX_BODY_NONE, _LENGTH or _CHUNKED */
@@ -128,8 +129,8 @@ typedef struct px_response {
  * Same returns as px_http1_parse_request; errors are PX_HTTP1_E_SYNTAX,
  * _CL_*, _TE_* (an upstream's bad framing makes a 502, decided by the caller).
  */
-px_http1_err_t px_http1_parse_response(const char *buf, size_t len, size_t prev_len,
-                                       bool is_head, size_t max_head_bytes, px_response_t *resp);
+px_http1_err_t px_http1_parse_response(const char *buf, size_t len, size_t prev_len, bool is_head,
+                                       size_t max_head_bytes, px_response_t *resp);
 
 /** True if `name` equals `want` ignoring ASCII case. */
 bool px_http1_name_is(const px_header_t *h, const char *want);

@@ -14,9 +14,11 @@
  * fails fast (pending_timeout 0, or max_pending requests already waiting)
  * or waits, as a select over both channels with the pending deadline.
  *
- * An idle connection may have been closed by the upstream while parked; it
- * is checked with a non-blocking MSG_PEEK before use and never sent a
- * request when the peer has closed it (or sent unexpected bytes).
+ * An idle connection may have been closed by the upstream while parked. It
+ * is never sent a request when the peer has closed it (or sent unexpected
+ * bytes): if its last read emptied the socket and the netpoller has reported
+ * nothing since, it is known quiet without a syscall; otherwise a
+ * non-blocking MSG_PEEK tells.
  *
  * Rejected: a mutex-protected free list with a condition variable: it would
  * need its own fairness and timeout code, which channels and select already
@@ -30,6 +32,9 @@
 /* True if an idle connection is still open and quiet (no EOF, no stray bytes). */
 static bool idle_conn_usable(px_upconn_t *up)
 {
+    if (up->quiet && !rt_netfd_rd_event_pending(up->nfd)) {
+        return true; /* nothing has arrived since a read that emptied the socket */
+    }
     char byte;
     ssize_t n = recv(rt_netfd_fd(up->nfd), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0) {
@@ -67,6 +72,7 @@ static px_acquire_t open_conn(px_endpoint_t *ep, px_upconn_t **out, int *connect
     px_upconn_t *up = rt_xcalloc(1, sizeof(*up));
     up->nfd = nfd;
     up->ep = ep;
+    up->quiet = true;
     atomic_fetch_add(&ep->refs, 1);
     *out = up;
     return PX_ACQUIRE_OK;
@@ -128,6 +134,7 @@ void px_pool_release(px_upconn_t *up, bool reusable)
     px_endpoint_t *ep = up->ep;
     if (reusable && !atomic_load(&ep->retired) && px_buf_len(&up->buf) == 0) {
         /* An idle connection keeps no read buffer: 16 KiB per parked connection adds up. */
+        up->quiet = up->buf.drained;
         px_buf_destroy(&up->buf);
         int rc = rt_chan_send(ep->idle, &up, RT_NOWAIT);
         RT_CHECK(rc == RT_OK, "endpoint idle channel overflow");

@@ -49,9 +49,16 @@ px_reason_t px_reason_of_http1_error(px_http1_err_t err);
 typedef struct px_buf {
     char *data;
     size_t cap, start, end;
+    bool pooled;  /* data is a PX_BUF_SIZE block of the shared pool */
+    bool drained; /* the last fill read fewer bytes than it had room for */
 } px_buf_t;
 
-void px_buf_init(px_buf_t *b, size_t cap);
+/** The size of pooled buffers: every connection's first buffer. */
+#define PX_BUF_SIZE (16 * 1024)
+
+/** Gives `b` a PX_BUF_SIZE buffer from a per-P pool. */
+void px_buf_init(px_buf_t *b);
+/** Returns the storage (not the `drained` flag). */
 void px_buf_destroy(px_buf_t *b);
 
 static inline size_t px_buf_len(const px_buf_t *b)
@@ -74,7 +81,10 @@ static inline void px_buf_consume(px_buf_t *b, size_t n)
 
 /** Moves the bytes to the front; grows the buffer up to `max` if it is full. */
 void px_buf_make_room(px_buf_t *b, size_t max);
-/** Reads once into the free space. Returns bytes read, 0 at EOF, or a negative error. May park. */
+/**
+ * Reads once into the free space (growing the buffer up to `max` when full).
+ * Returns bytes read, 0 at EOF, or a negative error. May park.
+ */
 ssize_t px_buf_fill(px_buf_t *b, rt_netfd_t *nfd, size_t max, rt_time_t deadline);
 
 /* ---- upstreams: clusters, endpoints, connection pools (upstream.c, pool.c) ---- */
@@ -99,6 +109,7 @@ typedef struct px_upconn {
     px_endpoint_t *ep;
     px_buf_t buf;  /* response bytes; allocated when first used */
     uint32_t uses; /* requests sent on it before the current one */
+    bool quiet;    /* nothing was left to read when it was last read (or never read) */
 } px_upconn_t;
 
 struct px_cluster {

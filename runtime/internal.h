@@ -324,6 +324,7 @@ void rt__wakep(void);
 void rt__g_entry(rt__g_t *g);
 /* A new RUNNABLE G, not queued; works on g0 and on threads without a P. */
 rt__g_t *rt__newg_anywhere(rt_go_fn *fn, void *arg);
+void rt__netfd_read_begin(rt_netfd_t *nfd);
 uint64_t rt__fastrand(void);
 void rt__globrunq_put_batch(rt__g_t *head, rt__g_t *tail, uint32_t n);
 void rt__handoffp(rt__p_t *p);

@@ -167,6 +167,7 @@ int rt_connect(const struct sockaddr *addr, socklen_t len, rt_netfd_t **out, rt_
 ssize_t rt_read(rt_netfd_t *nfd, void *buf, size_t len, rt_time_t deadline)
 {
     for (;;) {
+        rt__netfd_read_begin(nfd);
         ssize_t n = rt__sys_read(rt_netfd_fd(nfd), buf, len);
         if (n >= 0 || (n != -EAGAIN && n != -EINTR)) {
             preempt_point();

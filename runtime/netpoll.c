@@ -47,7 +47,10 @@ typedef struct nwait {
 struct rt_netfd {
     _Atomic uint32_t lock;
     int fd;
-    bool closing, rd_ready, wr_ready;
+    bool closing, wr_ready;
+    /* A read-readiness event no wait has consumed. Written under `lock`;
+     * read without it by rt_netfd_rd_event_pending and rt__netfd_read_begin. */
+    _Atomic bool rd_ready;
     nwait_t *rwait, *wwait;
     rt_netfd_t *next_free;
 };
@@ -160,7 +163,7 @@ rt__g_t *rt__netpoll(rt_time_t until, uint32_t *count)
                 list = take_waiter(&nfd->rwait, RT_OK, list);
                 cnt++;
             } else {
-                nfd->rd_ready = true;
+                atomic_store_explicit(&nfd->rd_ready, true, memory_order_relaxed);
             }
         }
         if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
@@ -207,7 +210,8 @@ int rt_netfd_open(int fd, rt_netfd_t **out)
     rt_netfd_t *nfd = netfd_alloc();
     rt__spin_lock(&nfd->lock);
     nfd->fd = fd;
-    nfd->closing = nfd->rd_ready = nfd->wr_ready = false;
+    nfd->closing = nfd->wr_ready = false;
+    atomic_store_explicit(&nfd->rd_ready, false, memory_order_relaxed);
     nfd->rwait = nfd->wwait = NULL;
     rt__spin_unlock(&nfd->lock);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = nfd};
@@ -282,9 +286,12 @@ static int netfd_wait(rt_netfd_t *nfd, bool write, rt_time_t deadline)
         rt__spin_unlock(&nfd->lock);
         return RT_ECLOSED;
     }
-    bool *ready = write ? &nfd->wr_ready : &nfd->rd_ready;
-    if (*ready) {
-        *ready = false;
+    bool ready = write ? nfd->wr_ready : atomic_load_explicit(&nfd->rd_ready, memory_order_relaxed);
+    if (ready) {
+        if (write)
+            nfd->wr_ready = false;
+        else
+            atomic_store_explicit(&nfd->rd_ready, false, memory_order_relaxed);
         rt__spin_unlock(&nfd->lock);
         return RT_OK;
     }
@@ -303,6 +310,23 @@ static int netfd_wait(rt_netfd_t *nfd, bool write, rt_time_t deadline)
     if (deadline != RT_FOREVER)
         rt__timer_stop(&w.timer);
     return w.res;
+}
+
+/* A read is about to look at the socket: whatever readiness was reported so
+ * far, it will see. Clearing the flag now keeps it from waking a later wait
+ * (or rt_go_when_readable) for bytes this read consumes. */
+void rt__netfd_read_begin(rt_netfd_t *nfd)
+{
+    if (atomic_load_explicit(&nfd->rd_ready, memory_order_relaxed)) {
+        rt__spin_lock(&nfd->lock);
+        atomic_store_explicit(&nfd->rd_ready, false, memory_order_relaxed);
+        rt__spin_unlock(&nfd->lock);
+    }
+}
+
+bool rt_netfd_rd_event_pending(rt_netfd_t *nfd)
+{
+    return atomic_load_explicit(&nfd->rd_ready, memory_order_relaxed);
 }
 
 int rt_wait_readable(rt_netfd_t *nfd, rt_time_t deadline)
@@ -345,8 +369,8 @@ int rt_go_when_readable(rt_netfd_t *nfd, rt_ready_fn *fn, void *arg, rt_time_t d
         return err;
     }
     rt__g_t *g = NULL;
-    if (nfd->rd_ready) {
-        nfd->rd_ready = false;
+    if (atomic_load_explicit(&nfd->rd_ready, memory_order_relaxed)) {
+        atomic_store_explicit(&nfd->rd_ready, false, memory_order_relaxed);
         w->res = RT_OK;
         w->deadline = RT_FOREVER;
         g = rt__newg_anywhere(spawned_entry, w);

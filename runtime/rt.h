@@ -212,6 +212,15 @@ ssize_t rt_read(rt_netfd_t *nfd, void *buf, size_t len, rt_time_t deadline);
 ssize_t rt_write(rt_netfd_t *nfd, const void *buf, size_t len, rt_time_t deadline);
 /** Writes all `len` bytes or fails. Returns `len` or a negative error. May park. */
 ssize_t rt_write_all(rt_netfd_t *nfd, const void *buf, size_t len, rt_time_t deadline);
+/**
+ * Returns whether a read-readiness event (bytes, EOF or an error) arrived on
+ * `nfd` since the last rt_read on it began, and no wait consumed it. After a
+ * read that came back short (fewer bytes than asked), false means nothing new
+ * is there, so the next read can start with rt_wait_readable instead of a
+ * read that fails with EAGAIN; bytes left behind by a read that filled its
+ * buffer are not reported (the netpoller is edge-triggered).
+ */
+bool rt_netfd_rd_event_pending(rt_netfd_t *nfd);
 /** Parks until `nfd` is readable / writable. Returns RT_OK, RT_ETIMEDOUT, RT_EAGAIN, RT_ECLOSED. */
 int rt_wait_readable(rt_netfd_t *nfd, rt_time_t deadline);
 int rt_wait_writable(rt_netfd_t *nfd, rt_time_t deadline);
