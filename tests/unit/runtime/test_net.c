@@ -692,6 +692,39 @@ START_TEST(test_net_go_when_readable_reuses_stacks)
 
 END_TEST
 
+/* rt_netfd_rd_event_pending: reports arrivals since the last read began, and only those. */
+
+static void rd_event_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    rt_netfd_t *a, *b;
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(rt_netfd_open(sv[0], &a), RT_OK);
+    ck_assert_int_eq(rt_netfd_open(sv[1], &b), RT_OK);
+    char buf[64];
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(rt_write_all(a, "hi", 2, RT_FOREVER), 2);
+        /* The poller must see the bytes arrive (no reader waits, so it records them). */
+        rt_time_t deadline = rt_deadline_in(th_slack(2 * RT_SEC));
+        while (!rt_netfd_rd_event_pending(b) && rt_now() < deadline) {
+            rt_sleep(RT_MSEC);
+        }
+        ck_assert_msg(rt_netfd_rd_event_pending(b), "round %d: arrival not reported", round);
+        ck_assert_int_eq(rt_read(b, buf, sizeof(buf), RT_FOREVER), 2); /* short: socket empty */
+        ck_assert_msg(!rt_netfd_rd_event_pending(b), "round %d: stale after the read", round);
+    }
+    rt_netfd_close(a);
+    rt_netfd_close(b);
+}
+
+START_TEST(test_net_rd_event_pending_tracks_arrivals)
+{
+    th_rt_run(rd_event_main, NULL, 1);
+}
+
+END_TEST
+
 /* ---- a G whose I/O never waits is preempted at its next I/O call ---- */
 
 #define BUSY_IO_NS (300 * RT_MSEC)
@@ -825,6 +858,7 @@ Suite *suite_runtime_net(void)
     tcase_add_test(tc, test_net_netfd_open_streams_through_socketpair);
     tcase_add_test(tc, test_net_go_when_readable_holds_no_g_while_idle);
     tcase_add_test(tc, test_net_go_when_readable_reuses_stacks);
+    tcase_add_test(tc, test_net_rd_event_pending_tracks_arrivals);
     tcase_add_test(tc, test_net_busy_io_is_preempted_at_io_calls);
     suite_add_tcase(s, tc);
 
