@@ -3,22 +3,26 @@
  * buf.c - px_buf, the bounded byte buffer every connection reads into:
  * compacted in place, grown by doubling only up to a caller's limit, so an
  * untrusted peer can never make it larger than the configured bound. The
- * first 16 KiB block comes from a per-P pool: connections take one per
- * request and give it back while idle, so malloc stays off the hot path.
+ * first block (16 KiB for clients, 32 KiB for upstreams) comes from a per-P
+ * pool: connections take one per request and give it back while idle, so
+ * malloc stays off the hot path.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "proxy/proxy.h"
 
-static rt_pool_t *_Atomic buf_pool;
+/* One pool per pooled size: client buffers and upstream buffers. */
+static rt_pool_t *_Atomic buf_pools[2];
 
-static rt_pool_t *pool(void)
+static rt_pool_t *pool_for(size_t size)
 {
-    rt_pool_t *p = atomic_load_explicit(&buf_pool, memory_order_acquire);
+    RT_ASSERT(size == PX_BUF_SIZE || size == PX_UP_BUF_SIZE);
+    rt_pool_t *_Atomic *slot = &buf_pools[size == PX_BUF_SIZE ? 0 : 1];
+    rt_pool_t *p = atomic_load_explicit(slot, memory_order_acquire);
     if (!p) {
-        rt_pool_t *fresh = rt_pool_new(PX_BUF_SIZE);
-        if (atomic_compare_exchange_strong(&buf_pool, &p, fresh)) {
+        rt_pool_t *fresh = rt_pool_new(size);
+        if (atomic_compare_exchange_strong(slot, &p, fresh)) {
             p = fresh;
         } else {
             rt_pool_free(fresh);
@@ -27,10 +31,10 @@ static rt_pool_t *pool(void)
     return p;
 }
 
-void px_buf_init(px_buf_t *b)
+void px_buf_init(px_buf_t *b, size_t size)
 {
-    b->data = rt_pool_get(pool());
-    b->cap = PX_BUF_SIZE;
+    b->data = rt_pool_get(pool_for(size));
+    b->cap = size;
     b->start = b->end = 0;
     b->pooled = true;
     b->drained = false;
@@ -39,7 +43,7 @@ void px_buf_init(px_buf_t *b)
 void px_buf_destroy(px_buf_t *b)
 {
     if (b->pooled) {
-        rt_pool_put(pool(), b->data);
+        rt_pool_put(pool_for(b->cap), b->data);
     } else {
         free(b->data);
     }

@@ -253,7 +253,7 @@ static void conn_loop(px_conn_t *c)
                 return;
             }
             if (!c->buf.data) {
-                px_buf_init(&c->buf);
+                px_buf_init(&c->buf, PX_BUF_SIZE);
             }
             ssize_t n = px_buf_fill(&c->buf, c->nfd, max_head, RT_NOWAIT);
             if (n == RT_EAGAIN) {

@@ -6,7 +6,7 @@
  * to the client, and give the connection back when it can be reused.
  *
  * Bodies move through two bounded buffers (the client connection's and the
- * upstream connection's, 16 KiB each): a read is only issued once the
+ * upstream connection's, 16 and 32 KiB): a read is only issued once the
  * previous bytes have been written, so a slow reader slows the writer and
  * memory stays flat whatever the body size (RFC 9112 framing is re-encoded:
  * chunked bodies are decoded, validated and chunked again; a body delimited
@@ -33,7 +33,7 @@
 #include "proxy/headers.h"
 #include "proxy/proxy.h"
 
-#define UP_BUF_SIZE PX_BUF_SIZE
+#define UP_BUF_SIZE PX_UP_BUF_SIZE
 #define UP_MAX_HEAD (64 * 1024)
 #define CHUNK_OVERHEAD 32 /* "%zx\r\n" + "\r\n" around one chunk, and the last chunk */
 
@@ -97,7 +97,7 @@ typedef enum body_result {
 /* Reads more client bytes into the connection buffer. Returns > 0, or <= 0 on EOF/error. */
 static ssize_t client_fill(exchange_t *x)
 {
-    return px_buf_fill(&x->c->buf, x->c->nfd, UP_BUF_SIZE, rt_deadline_in(x->read_timeout));
+    return px_buf_fill(&x->c->buf, x->c->nfd, PX_BUF_SIZE, rt_deadline_in(x->read_timeout));
 }
 
 static body_result_t stream_length_body(exchange_t *x)
@@ -131,8 +131,10 @@ static body_result_t stream_chunked_body(exchange_t *x)
             res = BODY_CLIENT_GONE;
             break;
         }
+        /* At most what `out` holds per step (the buffer may have grown for a big head). */
+        size_t avail = px_buf_len(b) < UP_BUF_SIZE ? px_buf_len(b) : UP_BUF_SIZE;
         size_t off, len;
-        ssize_t used = px_chunked_decode(&dec, px_buf_head(b), px_buf_len(b), &off, &len);
+        ssize_t used = px_chunked_decode(&dec, px_buf_head(b), avail, &off, &len);
         if (used < 0) {
             res = BODY_CLIENT_BAD;
             break;
@@ -185,7 +187,7 @@ static head_result_t read_response_head(exchange_t *x, rt_time_t deadline, px_re
 {
     px_upconn_t *up = x->up;
     if (!up->buf.data) {
-        px_buf_init(&up->buf);
+        px_buf_init(&up->buf, PX_UP_BUF_SIZE);
     }
     if (px_buf_len(&up->buf) == 0 && up->quiet && !rt_netfd_rd_event_pending(up->nfd)) {
         /* The request just left; its answer cannot be here unless an event says
@@ -245,23 +247,20 @@ static ssize_t upstream_fill(exchange_t *x)
     return px_buf_fill(&x->up->buf, x->up->nfd, UP_BUF_SIZE, rt_deadline_in(x->body_timeout));
 }
 
-/* Sends `out[0..olen)` (the head) with the first body bytes, then the rest of a Content-Length
- * body. */
-static resp_result_t relay_length(exchange_t *x, uint64_t remaining, char *out, size_t olen,
-                                  size_t ocap)
+/* Sends the head in `out[0..olen)` with the first body bytes (one gathered write), then the rest.
+ */
+static resp_result_t relay_length(exchange_t *x, uint64_t remaining, const char *out, size_t olen)
 {
     px_buf_t *b = &x->up->buf;
     size_t n = px_buf_len(b) < remaining ? px_buf_len(b) : (size_t)remaining;
-    if (n > ocap - olen) {
-        n = ocap - olen;
+    struct iovec iov[2] = {{(void *)out, olen}, {(void *)px_buf_head(b), n}};
+    x->ctx->response_started = true;
+    if (rt_writev_all(x->c->nfd, iov, 2, rt_deadline_in(x->write_timeout)) < 0) {
+        return RESP_CLIENT_GONE;
     }
-    memcpy(out + olen, px_buf_head(b), n);
     px_buf_consume(b, n);
     remaining -= n;
     x->ctx->bytes_out += n;
-    if (client_write(x, out, olen + n) != 0) {
-        return RESP_CLIENT_GONE;
-    }
     while (remaining > 0) {
         if (px_buf_len(b) == 0 && upstream_fill(x) <= 0) {
             return RESP_UPSTREAM_GONE;
@@ -464,9 +463,8 @@ static bool relay_response(exchange_t *x, px_response_t *resp)
     char stack_out[4096];
     char *out = stack_out;
     size_t ocap = sizeof(stack_out);
-    if (resp->head_len + 1024 + ctx->extra_used > ocap ||
-        (fwd.body != PX_BODY_NONE &&
-         !(resp->body == PX_BODY_LENGTH && resp->content_length <= 2048))) {
+    bool streaming = resp->body == PX_BODY_CHUNKED || resp->body == PX_BODY_UNTIL_CLOSE;
+    if (resp->head_len + 1024 + ctx->extra_used > ocap || streaming) {
         ocap = resp->head_len + 1024 + ctx->extra_used + UP_BUF_SIZE + CHUNK_OVERHEAD;
         out = rt_xmalloc(ocap);
     }
@@ -495,7 +493,7 @@ static bool relay_response(exchange_t *x, px_response_t *resp)
         r = client_write(x, out, (size_t)hlen) == 0 ? RESP_OK : RESP_CLIENT_GONE;
         break;
     case PX_BODY_LENGTH:
-        r = relay_length(x, resp->content_length, out, (size_t)hlen, ocap);
+        r = relay_length(x, resp->content_length, out, (size_t)hlen);
         break;
     case PX_BODY_CHUNKED:
     case PX_BODY_UNTIL_CLOSE:
@@ -571,7 +569,7 @@ void px_forward(px_ctx_t *ctx)
         .nextra = ctx->nextra_req,
     };
     size_t body_now = body_buffered && req->body == PX_BODY_LENGTH ? req->content_length : 0;
-    size_t hcap = req->head_len + 1024 + ctx->extra_used + strlen(c->client_ip) + body_now;
+    size_t hcap = req->head_len + 1024 + ctx->extra_used + strlen(c->client_ip);
     char stack_head[4096];
     char *head = hcap <= sizeof(stack_head) ? stack_head : rt_xmalloc(hcap);
     if (head == stack_head) {
@@ -583,8 +581,8 @@ void px_forward(px_ctx_t *ctx)
         fail(&x, 431, PX_REASON_HEADERS_TOO_LARGE, FLT_OUTCOME_LOCAL);
         goto out;
     }
-    memcpy(head + hlen, px_buf_head(&c->buf) + req->head_len, body_now);
-    hlen += (ssize_t)body_now;
+    /* Consuming does not move bytes: the buffered body stays put for replays. */
+    const char *body = px_buf_head(&c->buf) + req->head_len;
     px_buf_consume(&c->buf, req->head_len + body_now);
     ctx->req = NULL; /* from here on the head's bytes may be overwritten */
     bool body_pending = !body_buffered;
@@ -618,7 +616,8 @@ void px_forward(px_ctx_t *ctx)
         }
         bool reused = x.up->uses > 0;
         head_result_t hr = HEAD_CLOSED_EMPTY;
-        if (rt_write_all(x.up->nfd, head, (size_t)hlen, rt_deadline_in(x.write_timeout)) < 0) {
+        struct iovec iov[2] = {{head, (size_t)hlen}, {(void *)body, body_now}};
+        if (rt_writev_all(x.up->nfd, iov, 2, rt_deadline_in(x.write_timeout)) < 0) {
             goto retry_or_fail;
         }
         if (body_pending) {

@@ -49,15 +49,17 @@ px_reason_t px_reason_of_http1_error(px_http1_err_t err);
 typedef struct px_buf {
     char *data;
     size_t cap, start, end;
-    bool pooled;  /* data is a PX_BUF_SIZE block of the shared pool */
+    bool pooled;  /* data is a block of one of the shared pools */
     bool drained; /* the last fill read fewer bytes than it had room for */
 } px_buf_t;
 
-/** The size of pooled buffers: every connection's first buffer. */
+/** Pooled buffer sizes: a client connection's, and an upstream connection's (a 16 KiB body
+ * and its head fit in one read). */
 #define PX_BUF_SIZE (16 * 1024)
+#define PX_UP_BUF_SIZE (32 * 1024)
 
-/** Gives `b` a PX_BUF_SIZE buffer from a per-P pool. */
-void px_buf_init(px_buf_t *b);
+/** Gives `b` a buffer of `size` (PX_BUF_SIZE or PX_UP_BUF_SIZE) from a per-P pool. */
+void px_buf_init(px_buf_t *b, size_t size);
 /** Returns the storage (not the `drained` flag). */
 void px_buf_destroy(px_buf_t *b);
 

@@ -379,6 +379,8 @@ void rt__sysmon_kick(void);
 /* sys_linux.c: syscalls returning -errno (noinline: errno is per-thread) */
 RT_NOINLINE ssize_t rt__sys_read(int fd, void *buf, size_t len);
 RT_NOINLINE ssize_t rt__sys_write(int fd, const void *buf, size_t len);
+struct iovec;
+RT_NOINLINE ssize_t rt__sys_writev(int fd, const struct iovec *iov, int iovcnt);
 RT_NOINLINE int rt__sys_accept4(int fd, struct sockaddr_storage *ss, int flags);
 RT_NOINLINE int rt__sys_connect(int fd, const struct sockaddr *sa, socklen_t len);
 RT_NOINLINE int rt__sys_socket(int domain, int type, int proto);

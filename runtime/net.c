@@ -197,6 +197,39 @@ ssize_t rt_write(rt_netfd_t *nfd, const void *buf, size_t len, rt_time_t deadlin
     }
 }
 
+ssize_t rt_writev_all(rt_netfd_t *nfd, struct iovec *iov, int iovcnt, rt_time_t deadline)
+{
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    while (iovcnt > 0) {
+        ssize_t n = rt__sys_writev(rt_netfd_fd(nfd), iov, iovcnt);
+        if (n == -EINTR)
+            continue;
+        if (n == -EAGAIN) {
+            int rc = rt_wait_writable(nfd, deadline);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (n < 0)
+            return n;
+        preempt_point();
+        /* Skip what was written: whole entries, then part of the next. */
+        size_t left = (size_t)n;
+        while (iovcnt > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return (ssize_t)total;
+}
+
 ssize_t rt_write_all(rt_netfd_t *nfd, const void *buf, size_t len, rt_time_t deadline)
 {
     size_t done = 0;

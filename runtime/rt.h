@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "runtime/base.h"
 
@@ -210,6 +211,12 @@ RT_MUST_CHECK int rt_connect(const struct sockaddr *addr, socklen_t len, rt_netf
 ssize_t rt_read(rt_netfd_t *nfd, void *buf, size_t len, rt_time_t deadline);
 /** Writes up to `len` bytes (at least 1 unless error). May park. */
 ssize_t rt_write(rt_netfd_t *nfd, const void *buf, size_t len, rt_time_t deadline);
+/**
+ * Writes every byte of `iov[0..iovcnt)` (gathered: one syscall when the socket
+ * takes them all) or fails. Updates `iov` as it goes. Returns the total or a
+ * negative error. May park.
+ */
+ssize_t rt_writev_all(rt_netfd_t *nfd, struct iovec *iov, int iovcnt, rt_time_t deadline);
 /** Writes all `len` bytes or fails. Returns `len` or a negative error. May park. */
 ssize_t rt_write_all(rt_netfd_t *nfd, const void *buf, size_t len, rt_time_t deadline);
 /**

@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +26,15 @@ ssize_t rt__sys_write(int fd, const void *buf, size_t len)
     ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
     if (n < 0 && errno == ENOTSOCK)
         n = write(fd, buf, len);
+    return n < 0 ? -errno : n;
+}
+
+ssize_t rt__sys_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n < 0 && errno == ENOTSOCK)
+        n = writev(fd, iov, iovcnt);
     return n < 0 ? -errno : n;
 }
 
