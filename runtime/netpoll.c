@@ -179,7 +179,17 @@ rt__g_t *rt__netpoll(rt_time_t until, uint32_t *count)
     if (cnt)
         atomic_fetch_add_explicit(&rt__sched.netpoll_wakeups, cnt, memory_order_relaxed);
     *count = cnt;
-    return list;
+    /* take_waiter prepends: restore epoll's order, so that under load the
+     * connection that became ready first runs first (FIFO keeps the tail of
+     * the latency distribution short). */
+    rt__g_t *fifo = NULL;
+    while (list) {
+        rt__g_t *next = list->schedlink;
+        list->schedlink = fifo;
+        fifo = list;
+        list = next;
+    }
+    return fifo;
 }
 
 static rt_netfd_t *netfd_alloc(void)
