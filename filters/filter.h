@@ -21,7 +21,10 @@ typedef struct flt_ctx flt_ctx_t;
 
 /** What the proxy lets filters do to the request it is serving. */
 typedef struct flt_host {
-    /** Returns the value of request header `name` (case-insensitive) or NULL. */
+    /**
+     * Returns the value of request header `name` (case-insensitive) or NULL.
+     * Only during on_request: the head's bytes may be reused once the body streams.
+     */
     const char *(*request_header)(flt_ctx_t *ctx, const char *name, size_t *len);
     /** Adds a header to the request sent upstream (copied). 0 or -1 when full. */
     int (*add_request_header)(flt_ctx_t *ctx, const char *name, const char *value);

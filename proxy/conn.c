@@ -163,7 +163,8 @@ static void serve_request(px_conn_t *c, const px_request_t *req)
 {
     px_listener_t *l = c->l;
     px_ctx_t ctx;
-    memset(&ctx, 0, sizeof(ctx));
+    memset(&ctx, 0, PX_CTX_ZEROED);
+    ctx.request_id[0] = '\0';
     ctx.conn = c;
     ctx.req = req;
     ctx.flt.host = &filter_host;

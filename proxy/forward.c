@@ -124,53 +124,52 @@ static body_result_t stream_chunked_body(exchange_t *x)
     uint64_t limit = x->c->l->limits.max_body_bytes;
     px_chunked_t dec;
     px_chunked_init(&dec);
-    char *out = rt_xmalloc(UP_BUF_SIZE + CHUNK_OVERHEAD);
-    body_result_t res = BODY_OK;
     while (!dec.done) {
         if (px_buf_len(b) == 0 && client_fill(x) <= 0) {
-            res = BODY_CLIENT_GONE;
-            break;
+            return BODY_CLIENT_GONE;
         }
-        /* At most what `out` holds per step (the buffer may have grown for a big head). */
-        size_t avail = px_buf_len(b) < UP_BUF_SIZE ? px_buf_len(b) : UP_BUF_SIZE;
         size_t off, len;
-        ssize_t used = px_chunked_decode(&dec, px_buf_head(b), avail, &off, &len);
+        ssize_t used = px_chunked_decode(&dec, px_buf_head(b), px_buf_len(b), &off, &len);
         if (used < 0) {
-            res = BODY_CLIENT_BAD;
-            break;
+            return BODY_CLIENT_BAD;
         }
         if (limit && dec.total > limit) {
-            res = BODY_TOO_LARGE;
-            break;
+            return BODY_TOO_LARGE;
         }
-        size_t olen = 0;
+        /* Re-chunked as decoded: size line, the data where it lies, CRLF (and the last chunk). */
+        char size_line[24], tail[8];
+        struct iovec iov[3];
+        int n = 0;
         if (len > 0) {
-            olen = (size_t)snprintf(out, CHUNK_OVERHEAD, "%zx\r\n", len);
-            memcpy(out + olen, px_buf_head(b) + off, len);
-            olen += len;
-            memcpy(out + olen, "\r\n", 2);
-            olen += 2;
+            iov[n++] = (struct iovec){
+                size_line, (size_t)snprintf(size_line, sizeof(size_line), "%zx\r\n", len)};
+            iov[n++] = (struct iovec){(char *)px_buf_head(b) + off, len};
+        }
+        size_t tail_len = 0;
+        if (len > 0) {
+            memcpy(tail, "\r\n", 2);
+            tail_len = 2;
+        }
+        if (dec.done) {
+            memcpy(tail + tail_len, "0\r\n\r\n", 5);
+            tail_len += 5;
+        }
+        if (tail_len) {
+            iov[n++] = (struct iovec){tail, tail_len};
+        }
+        if (n && rt_writev_all(x->up->nfd, iov, n, rt_deadline_in(x->write_timeout)) < 0) {
+            return BODY_UPSTREAM_GONE;
         }
         px_buf_consume(b, (size_t)used);
-        if (dec.done) {
-            memcpy(out + olen, "0\r\n\r\n", 5);
-            olen += 5;
-        }
-        if (olen && rt_write_all(x->up->nfd, out, olen, rt_deadline_in(x->write_timeout)) < 0) {
-            res = BODY_UPSTREAM_GONE;
-            break;
-        }
         if (used == 0 && len == 0 && !dec.done) {
-            /* The decoder needs bytes beyond what is buffered. */
-            px_buf_make_room(b, UP_BUF_SIZE);
+            /* The decoder needs bytes beyond what is buffered (a size line cut short). */
+            px_buf_make_room(b, PX_BUF_SIZE);
             if (client_fill(x) <= 0) {
-                res = BODY_CLIENT_GONE;
-                break;
+                return BODY_CLIENT_GONE;
             }
         }
     }
-    free(out);
-    return res;
+    return BODY_OK;
 }
 
 /* ---- response head ---- */

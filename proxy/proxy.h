@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -256,15 +257,6 @@ typedef struct px_ctx {
     const px_request_t *req; /* valid until the request body starts streaming */
     const px_route_t *route;
     const px_backend_t *backend;
-    char method[16];
-    char path[256];
-    char request_id[33];
-    px_header_t extra_req[PX_EXTRA_HEADERS];
-    size_t nextra_req;
-    px_header_t extra_resp[PX_EXTRA_HEADERS];
-    size_t nextra_resp;
-    char extra_store[1024];
-    size_t extra_used;
     int status; /* sent to the client; 0 = nothing sent yet */
     px_reason_t reason;
     const char *reason_text; /* for PX_REASON_FILTER */
@@ -272,7 +264,19 @@ typedef struct px_ctx {
     uint64_t bytes_out; /* body bytes sent to the client */
     unsigned flt_ran;
     bool response_started; /* some byte of the response reached the client socket */
+    size_t nextra_req, nextra_resp, extra_used;
+    /* PX_CTX_ZEROED: everything above starts zeroed; the arrays below are
+     * filled before they are read (a request's memset stays small). */
+    char method[16];
+    char path[256];
+    char request_id[33];
+    px_header_t extra_req[PX_EXTRA_HEADERS];
+    px_header_t extra_resp[PX_EXTRA_HEADERS];
+    char extra_store[1024];
 } px_ctx_t;
+
+/** Bytes of px_ctx_t a new request zeroes. */
+#define PX_CTX_ZEROED offsetof(px_ctx_t, method)
 
 /**
  * Forwards the request of `ctx` to ctx->backend and streams the response
