@@ -130,6 +130,19 @@ struct px_cluster {
 int px_cluster_open(px_cluster_t *cl, const cfg_cluster_t *cfg, char *err, size_t errlen);
 /** Starts the periodic DNS refresher when some endpoint is a name. */
 void px_cluster_start(px_cluster_t *cl);
+/** Stops the refresher (it ends at its next wake-up) and retires every endpoint. */
+void px_cluster_close(px_cluster_t *cl);
+/** Re-resolves the endpoints now, keeping the unchanged ones (what the refresher does). May park.
+ */
+void px__cluster_refresh(px_cluster_t *cl);
+
+/** At most this many addresses are taken from one name. */
+#define PX_RESOLVE_MAX 64
+/** Resolves `host`:`port` into at most `max` addresses; returns how many (0 = failure). */
+typedef unsigned px_resolve_fn(const char *host, const char *port, struct sockaddr_storage *out,
+                               socklen_t *lens, unsigned max);
+/** Replaces getaddrinfo (tests); NULL restores it. */
+void px__set_resolver(px_resolve_fn *fn);
 /** Returns a referenced endpoint chosen round-robin (skipping `avoid` if another exists), or NULL.
  */
 px_endpoint_t *px_cluster_pick(px_cluster_t *cl, const px_endpoint_t *avoid);

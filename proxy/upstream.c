@@ -122,6 +122,34 @@ static void addr_list_add(addr_list_t *l, const struct sockaddr *sa, socklen_t l
     l->lens[l->n++] = len;
 }
 
+/* getaddrinfo as a blocking call: the P goes to another M meanwhile. May park. */
+static unsigned resolve_getaddrinfo(const char *host, const char *port,
+                                    struct sockaddr_storage *out, socklen_t *lens, unsigned max)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    rt_blocking_enter();
+    int rc = getaddrinfo(host, port, &hints, &res);
+    rt_blocking_leave();
+    if (rc != 0) {
+        return 0;
+    }
+    unsigned n = 0;
+    for (struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
+        memcpy(&out[n], ai->ai_addr, ai->ai_addrlen);
+        lens[n++] = ai->ai_addrlen;
+    }
+    freeaddrinfo(res);
+    return n;
+}
+
+static px_resolve_fn *resolver = resolve_getaddrinfo;
+
+void px__set_resolver(px_resolve_fn *fn)
+{
+    resolver = fn ? fn : resolve_getaddrinfo;
+}
+
 /*
  * Resolves every endpoint of the config into `out` (addresses, deduplicated).
  * A name that does not resolve is skipped with a warning: a Service without
@@ -131,35 +159,29 @@ static void resolve_all(px_cluster_t *cl, addr_list_t *out)
 {
     for (unsigned i = 0; i < cl->cfg->endpoints_count; i++) {
         const char *spec = cl->cfg->endpoints[i];
-        struct sockaddr_storage ss;
-        socklen_t len;
-        if (rt_sockaddr_parse(spec, &ss, &len) == RT_OK) {
-            addr_list_add(out, (const struct sockaddr *)&ss, len);
+        struct sockaddr_storage ss[PX_RESOLVE_MAX];
+        socklen_t len[PX_RESOLVE_MAX];
+        if (rt_sockaddr_parse(spec, &ss[0], &len[0]) == RT_OK) {
+            addr_list_add(out, (const struct sockaddr *)&ss[0], len[0]);
             continue;
         }
         char host[256], port[16];
         if (split_host_port(spec, host, sizeof(host), port, sizeof(port)) != 0) {
             continue;
         }
-        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-        struct addrinfo *res = NULL;
-        rt_blocking_enter();
-        int rc = getaddrinfo(host, port, &hints, &res);
-        rt_blocking_leave();
-        if (rc != 0) {
-            rt_log(RT_LOG_WARN, "cluster %s: cannot resolve %s: %s", cl->cfg->name, spec,
-                   gai_strerror(rc));
+        unsigned n = resolver(host, port, ss, len, PX_RESOLVE_MAX);
+        if (n == 0) {
+            rt_log(RT_LOG_WARN, "cluster %s: cannot resolve %s", cl->cfg->name, spec);
             continue;
         }
-        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-            addr_list_add(out, ai->ai_addr, ai->ai_addrlen);
+        for (unsigned j = 0; j < n; j++) {
+            addr_list_add(out, (const struct sockaddr *)&ss[j], len[j]);
         }
-        freeaddrinfo(res);
     }
 }
 
 /* Replaces the endpoint list with the addresses now resolved, keeping unchanged endpoints. */
-static void cluster_update(px_cluster_t *cl)
+void px__cluster_refresh(px_cluster_t *cl)
 {
     addr_list_t list = {0};
     resolve_all(cl, &list);
@@ -215,17 +237,35 @@ int px_cluster_open(px_cluster_t *cl, const cfg_cluster_t *cfg, char *err, size_
             cl->has_names = true;
         }
     }
-    cluster_update(cl);
+    px__cluster_refresh(cl);
     return 0;
 }
 
 static void dns_refresher(void *arg)
 {
     px_cluster_t *cl = arg;
-    while (!atomic_load(&cl->stop)) {
+    for (;;) {
         rt_sleep(cl->cfg->dns_refresh);
-        cluster_update(cl);
+        if (atomic_load(&cl->stop)) {
+            return;
+        }
+        px__cluster_refresh(cl);
     }
+}
+
+void px_cluster_close(px_cluster_t *cl)
+{
+    atomic_store(&cl->stop, true);
+    rt_mutex_lock(&cl->mu);
+    px_endpoint_t **eps = cl->eps;
+    unsigned n = cl->neps;
+    cl->eps = NULL;
+    cl->neps = 0;
+    rt_mutex_unlock(&cl->mu);
+    for (unsigned i = 0; i < n; i++) {
+        endpoint_retire(eps[i]);
+    }
+    free(eps);
 }
 
 void px_cluster_start(px_cluster_t *cl)

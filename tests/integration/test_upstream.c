@@ -108,6 +108,52 @@ START_TEST(test_upstream_endpoint_by_name)
 
 END_TEST
 
+/* A cluster whose first endpoint refuses: `retries` on connect_failure hides it. */
+static int count_ok(int port, int n)
+{
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        th_resp_t resp;
+        it_get(port, "/", NULL, &resp);
+        ok += resp.status == 200;
+        th_resp_free(&resp);
+    }
+    return ok;
+}
+
+static void start_half_dead(th_remora_t *r, int live_port, int dead_port, int attempts)
+{
+    th_remora_start(r,
+                    "listeners:\n"
+                    "  - name: main\n"
+                    "    address: 127.0.0.1:@LISTEN@\n"
+                    "    routes:\n"
+                    "      - name: r\n"
+                    "        match: { path_prefix: / }\n"
+                    "        retries: { attempts: %d, on: [connect_failure] }\n"
+                    "        backends: [ { name: b1, cluster: c1, weight: 1 } ]\n"
+                    "clusters:\n"
+                    "  - name: c1\n"
+                    "    endpoints: [127.0.0.1:%d, 127.0.0.1:%d]\n",
+                    attempts, dead_port, live_port);
+}
+
+START_TEST(test_upstream_retries_connect_failure_on_another_endpoint)
+{
+    th_echo_t e;
+    th_remora_t with, without;
+    th_echo_start(&e, "live");
+    int dead = th_free_port();
+    /* Round-robin sends every other request to the dead endpoint. */
+    start_half_dead(&without, e.port, dead, 0);
+    int ok = count_ok(without.port, 20);
+    ck_assert_msg(ok >= 8 && ok <= 12, "without retries %d of 20 succeeded, want about half", ok);
+    start_half_dead(&with, e.port, dead, 1);
+    ck_assert_int_eq(count_ok(with.port, 20), 20);
+}
+
+END_TEST
+
 START_TEST(test_upstream_read_timeout_cuts_trickled_head)
 {
     th_echo_t e;
@@ -214,6 +260,7 @@ Suite *suite_integration_upstream(void)
     tcase_add_test(tc, test_upstream_route_timeout_is_504);
     tcase_add_test(tc, test_upstream_reset_mid_body_never_looks_complete);
     tcase_add_test(tc, test_upstream_endpoint_by_name);
+    tcase_add_test(tc, test_upstream_retries_connect_failure_on_another_endpoint);
     tc = it_tcase(s, "listener", 20);
     tcase_add_test(tc, test_upstream_read_timeout_cuts_trickled_head);
     tcase_add_test(tc, test_upstream_idle_timeout_closes_keepalive);

@@ -14,6 +14,7 @@ typedef Suite *suite_ctor_fn(void);
 static suite_ctor_fn *const suite_ctors[] = {
     suite_proxy_http1,
     suite_proxy_headers,
+    suite_proxy_upstream,
 };
 
 int main(void)
