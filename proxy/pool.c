@@ -133,7 +133,7 @@ void px_pool_release(px_upconn_t *up, bool reusable)
 {
     px_endpoint_t *ep = up->ep;
     if (reusable && !atomic_load(&ep->retired) && px_buf_len(&up->buf) == 0) {
-        /* An idle connection keeps no read buffer: 16 KiB per parked connection adds up. */
+        /* An idle connection keeps no read buffer: 32 KiB per parked connection adds up. */
         up->quiet = up->buf.drained;
         px_buf_destroy(&up->buf);
         int rc = rt_chan_send(ep->idle, &up, RT_NOWAIT);
