@@ -252,6 +252,8 @@ typedef struct cfg_errors {
 int cfg_load_data(const char *yaml, size_t len, cfg_config_t **out, cfg_errors_t *errs);
 /** Like cfg_load_data on the contents of `path` (unreadable file -> one problem). */
 int cfg_load_file(const char *path, cfg_config_t **out, cfg_errors_t *errs);
+/** Returns the embedded default config (conf/default.yaml), NUL-terminated. Static. */
+const char *cfg_default_yaml(void);
 /** Frees a config from cfg_load_*. NULL does nothing. */
 void cfg_config_free(cfg_config_t *cfg);
 

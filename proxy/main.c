@@ -2,7 +2,8 @@
 /*
  * main.c - the remora binary: parses argv, loads and validates the config,
  * then runs the proxy on the runtime until a drain ends the process.
- *   remora -c FILE [--check]   serve FILE (or only validate it)
+ *   remora [-c FILE] [--check]   serve FILE, or the embedded default (or only validate)
+ *   remora --print-default       print the embedded default config
  *   remora --version
  */
 #include <getopt.h>
@@ -22,10 +23,13 @@ typedef struct run_state {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: remora -c FILE [--check]\n"
-                 "       remora --version\n"
-                 "  -c, --config FILE  the YAML config (shared/DESIGN.md)\n"
-                 "      --check        validate FILE, print its problems, exit 0 or 1\n");
+    fprintf(out,
+            "usage: remora [-c FILE] [--check]\n"
+            "       remora --print-default | --version\n"
+            "  -c, --config FILE  the YAML config (shared/DESIGN.md); without it, the\n"
+            "                     embedded default (proxy 0.0.0.0:10000, admin 127.0.0.1:9901)\n"
+            "      --check        validate the config, print its problems, exit 0 or 1\n"
+            "      --print-default  print the embedded default config\n");
 }
 
 static void main_g(void *arg)
@@ -48,11 +52,9 @@ static void main_g(void *arg)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check", no_argument, NULL, 'k'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {0, 0, 0, 0},
+        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'V'},      {"print-default", no_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0},
     };
     const char *file = NULL;
     bool check_only = false;
@@ -68,6 +70,9 @@ int main(int argc, char **argv)
         case 'V':
             printf("remora %s\n", REMORA_VERSION);
             return 0;
+        case 'D':
+            fputs(cfg_default_yaml(), stdout);
+            return 0;
         case 'h':
             usage(stdout);
             return 0;
@@ -76,29 +81,33 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc || !file) {
+    if (optind != argc) {
         usage(stderr);
         return 2;
     }
 
     run_state_t st = {0};
     cfg_errors_t errs = {0};
-    if (cfg_load_file(file, &st.cfg, &errs) != 0) {
-        cfg_errors_print(&errs, file, stderr);
-        fprintf(stderr, "remora: %s: %zu problem%s\n", file, errs.count,
+    const char *name = file ? file : "(embedded default)";
+    const char *dflt = cfg_default_yaml();
+    int rc = file ? cfg_load_file(file, &st.cfg, &errs)
+                  : cfg_load_data(dflt, strlen(dflt), &st.cfg, &errs);
+    if (rc != 0) {
+        cfg_errors_print(&errs, name, stderr);
+        fprintf(stderr, "remora: %s: %zu problem%s\n", name, errs.count,
                 errs.count == 1 ? "" : "s");
         cfg_errors_destroy(&errs);
         return 1;
     }
     if (check_only) {
-        printf("remora: %s: ok\n", file);
+        printf("remora: %s: ok\n", name);
         cfg_config_free(st.cfg);
         return 0;
     }
 
     px_signals_block();
     rt_config_t rcfg = {.procs = (int)st.cfg->runtime.procs};
-    int rc = rt_run(&rcfg, main_g, &st);
+    rc = rt_run(&rcfg, main_g, &st);
     if (rc != RT_OK) {
         fprintf(stderr, "remora: runtime: %s\n", rt_strerror(rc));
         return 1;

@@ -50,6 +50,25 @@ static cfg_config_t *load_file_ok(const char *name)
     "clusters:\n"                                                                                  \
     "  - { name: c, endpoints: [127.0.0.1:8081] }\n"
 
+START_TEST(test_load_embedded_default_is_valid)
+{
+    const char *yaml = cfg_default_yaml();
+    cfg_config_t *cfg = NULL;
+    cfg_errors_t errs = {0};
+    ck_assert_int_eq(cfg_load_data(yaml, strlen(yaml), &cfg, &errs), 0);
+    ck_assert_uint_eq(errs.count, 0);
+    /* DESIGN.md: without -c, the proxy is on 0.0.0.0:10000 and the admin on 127.0.0.1:9901. */
+    ck_assert_uint_eq(cfg->listeners_count, 1);
+    ck_assert_str_eq(cfg->listeners[0].address, "0.0.0.0:10000");
+    ck_assert_str_eq(cfg->admin.address, "127.0.0.1:9901");
+    ck_assert_uint_eq(cfg->listeners[0].routes[0].backends_count, 2);
+    ck_assert_uint_eq(cfg->listeners[0].routes[0].backends[0].weight, 90);
+    ck_assert_uint_eq(cfg->listeners[0].routes[0].backends[1].weight, 10);
+    cfg_config_free(cfg);
+}
+
+END_TEST
+
 START_TEST(test_load_minimal_gets_every_default)
 {
     cfg_config_t *cfg = load_file_ok("minimal.yaml");
@@ -407,6 +426,7 @@ Suite *suite_conf_load(void)
 {
     Suite *s = suite_create("conf/load");
     TCase *tc = tcase_create("defaults");
+    tcase_add_test(tc, test_load_embedded_default_is_valid);
     tcase_add_test(tc, test_load_minimal_gets_every_default);
     tcase_add_test(tc, test_load_full_converts_every_key);
     tcase_add_test(tc, test_load_filter_defaults);
