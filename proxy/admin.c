@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxy/proxy.h"
 
@@ -18,6 +19,8 @@ typedef struct admin_reply {
     const char *content_type;
     char body[4096];
     size_t len;
+    const char *big_body;  /* when set, sent instead of `body` (borrowed, e.g. the config) */
+    char extra_header[96]; /* "" or one "name: value\r\n" line */
 } admin_reply_t;
 
 typedef void admin_fn(px_server_t *srv, admin_reply_t *out);
@@ -59,19 +62,59 @@ static void on_runtime(px_server_t *srv, admin_reply_t *out)
     out->body[out->len++] = '\n';
 }
 
+static void on_config(px_server_t *srv, admin_reply_t *out)
+{
+    out->status = 200;
+    out->content_type = "application/yaml";
+    out->big_body = srv->config_text;
+    out->len = strlen(srv->config_text);
+    snprintf(out->extra_header, sizeof(out->extra_header), "x-remora-generation: %llu\r\n",
+             (unsigned long long)srv->generation);
+}
+
 static const struct admin_route {
     const char *method;
     const char *path;
     admin_fn *fn;
 } admin_routes[] = {
-    {"GET", "/healthz", on_healthz},
-    {"GET", "/ready", on_ready},
-    {"POST", "/drain", on_drain},
-    {"GET", "/runtime", on_runtime},
+    {"GET", "/healthz", on_healthz}, {"GET", "/ready", on_ready},   {"POST", "/drain", on_drain},
+    {"GET", "/runtime", on_runtime}, {"GET", "/config", on_config},
 };
+
+/* Constant-time comparison: how long it takes says nothing about where a guess went wrong. */
+static bool token_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    unsigned char diff = alen != blen;
+    for (size_t i = 0; i < blen; i++) {
+        diff |= (unsigned char)((i < alen ? a[i] : 0) ^ b[i]);
+    }
+    return diff == 0;
+}
+
+static bool authorized(px_server_t *srv, const px_request_t *req)
+{
+    if (!srv->admin_token) {
+        return true;
+    }
+    const px_header_t *h = px_http1_find(req->headers, req->nheaders, "authorization");
+    static const char bearer[] = "Bearer ";
+    if (!h || h->value_len < sizeof(bearer) - 1 ||
+        strncasecmp(h->value, bearer, sizeof(bearer) - 1) != 0) {
+        return false;
+    }
+    return token_equal(h->value + sizeof(bearer) - 1, h->value_len - (sizeof(bearer) - 1),
+                       srv->admin_token, strlen(srv->admin_token));
+}
 
 static void admin_dispatch(px_server_t *srv, const px_request_t *req, admin_reply_t *out)
 {
+    if (!authorized(srv, req)) {
+        out->status = 401;
+        out->content_type = "application/json";
+        out->len = (size_t)snprintf(out->body, sizeof(out->body), "{\"error\":\"unauthorized\"}\n");
+        snprintf(out->extra_header, sizeof(out->extra_header), "www-authenticate: Bearer\r\n");
+        return;
+    }
     size_t plen = req->path_len;
     const char *q = memchr(req->path, '?', plen);
     if (q) {
@@ -127,15 +170,15 @@ static void admin_serve(void *arg)
         }
         prev = len;
     }
-    char head[256];
+    char head[384];
     int hl = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
-                      "connection: close\r\n\r\n",
-                      out->status, px_status_text(out->status), out->content_type, out->len);
-    rt_time_t wd = rt_deadline_in(5 * RT_SEC);
-    if (rt_write_all(ac->nfd, head, (size_t)hl, wd) >= 0) {
-        (void)rt_write_all(ac->nfd, out->body, out->len, wd);
-    }
+                      "%sconnection: close\r\n\r\n",
+                      out->status, px_status_text(out->status), out->content_type, out->len,
+                      out->extra_header);
+    struct iovec iov[2] = {{head, (size_t)hl},
+                           {(void *)(out->big_body ? out->big_body : out->body), out->len}};
+    (void)rt_writev_all(ac->nfd, iov, 2, rt_deadline_in(5 * RT_SEC));
 done:
     free(out);
     free(req);
@@ -168,8 +211,42 @@ static void admin_accept(void *arg)
     }
 }
 
+/* Reads the bearer token (first line of the file, surrounding whitespace trimmed). */
+static int read_token(px_server_t *srv, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char line[512];
+    if (!f || !fgets(line, sizeof(line), f)) {
+        snprintf(err, errlen, "admin: cannot read token_file %s", path);
+        if (f) {
+            fclose(f);
+        }
+        return -1;
+    }
+    fclose(f);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+                     line[n - 1] == '\t')) {
+        line[--n] = '\0';
+    }
+    char *start = line;
+    while (*start == ' ' || *start == '\t') {
+        start++;
+    }
+    if (!*start) {
+        snprintf(err, errlen, "admin: token_file %s is empty", path);
+        return -1;
+    }
+    srv->admin_token = rt_xstrdup(start);
+    return 0;
+}
+
 int px_admin_open(px_server_t *srv, char *err, size_t errlen)
 {
+    if (srv->cfg->admin.token_file[0] &&
+        read_token(srv, srv->cfg->admin.token_file, err, errlen) != 0) {
+        return -1;
+    }
     const char *addr = srv->cfg->admin.address;
     struct sockaddr_storage ss;
     socklen_t len;

@@ -96,10 +96,12 @@ px_cluster_t *px_server_cluster(px_server_t *srv, const char *name)
     return NULL;
 }
 
-int px_server_open(px_server_t *srv, cfg_config_t *cfg, char *err, size_t errlen)
+int px_server_open(px_server_t *srv, cfg_config_t *cfg, const char *yaml, char *err, size_t errlen)
 {
     memset(srv, 0, sizeof(*srv));
     srv->cfg = cfg;
+    srv->config_text = yaml;
+    srv->generation = 1;
     srv->clusters =
         rt_xcalloc(cfg->clusters_count ? cfg->clusters_count : 1, sizeof(*srv->clusters));
     for (unsigned i = 0; i < cfg->clusters_count; i++) {

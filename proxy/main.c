@@ -17,9 +17,32 @@
 
 typedef struct run_state {
     cfg_config_t *cfg;
+    char *yaml; /* the config's text, served by GET /config */
     px_server_t srv;
     int exit_code;
 } run_state_t;
+
+/* The whole file as a string, or NULL. */
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = rt_xmalloc(cap);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len == 1) {
+            cap *= 2;
+            buf = rt_xrealloc(buf, cap);
+        }
+    }
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
 
 static void usage(FILE *out)
 {
@@ -36,7 +59,7 @@ static void main_g(void *arg)
 {
     run_state_t *st = arg;
     char err[512];
-    if (px_server_open(&st->srv, st->cfg, err, sizeof(err)) != 0) {
+    if (px_server_open(&st->srv, st->cfg, st->yaml, err, sizeof(err)) != 0) {
         fprintf(stderr, "remora: %s\n", err);
         st->exit_code = 1;
         return;
@@ -89,19 +112,21 @@ int main(int argc, char **argv)
     run_state_t st = {0};
     cfg_errors_t errs = {0};
     const char *name = file ? file : "(embedded default)";
-    const char *dflt = cfg_default_yaml();
-    int rc = file ? cfg_load_file(file, &st.cfg, &errs)
-                  : cfg_load_data(dflt, strlen(dflt), &st.cfg, &errs);
+    st.yaml = file ? read_file(file) : rt_xstrdup(cfg_default_yaml());
+    int rc = st.yaml ? cfg_load_data(st.yaml, strlen(st.yaml), &st.cfg, &errs)
+                     : cfg_load_file(file, &st.cfg, &errs); /* reports why it is unreadable */
     if (rc != 0) {
         cfg_errors_print(&errs, name, stderr);
         fprintf(stderr, "remora: %s: %zu problem%s\n", name, errs.count,
                 errs.count == 1 ? "" : "s");
         cfg_errors_destroy(&errs);
+        free(st.yaml);
         return 1;
     }
     if (check_only) {
         printf("remora: %s: ok\n", name);
         cfg_config_free(st.cfg);
+        free(st.yaml);
         return 0;
     }
 

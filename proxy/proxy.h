@@ -224,12 +224,18 @@ struct px_server {
     px_cluster_t *clusters;
     unsigned nclusters;
     rt_netfd_t *admin_nfd;
+    char *admin_token;       /* NULL = the admin API is open */
+    const char *config_text; /* the YAML being served (GET /config) */
+    uint64_t generation;     /* 1 for the config loaded at start */
     _Atomic bool draining;
     _Atomic int64_t active; /* connections serving a request right now */
 };
 
-/** Builds live objects from `cfg` and binds every socket. 0, or -1 with a message. May park. */
-int px_server_open(px_server_t *srv, cfg_config_t *cfg, char *err, size_t errlen);
+/**
+ * Builds live objects from `cfg` (loaded from `yaml`, retained for GET
+ * /config) and binds every socket. 0, or -1 with a message. May park.
+ */
+int px_server_open(px_server_t *srv, cfg_config_t *cfg, const char *yaml, char *err, size_t errlen);
 /** Spawns the accept loops, the admin listener and the DNS refreshers. */
 void px_server_start(px_server_t *srv);
 /** Starts a graceful drain (idempotent): stop accepting, finish, exit 0. */

@@ -16,5 +16,6 @@ Suite *suite_integration_pool(void);
 Suite *suite_integration_upstream(void);
 Suite *suite_integration_drain(void);
 Suite *suite_integration_filters(void);
+Suite *suite_integration_admin(void);
 
 #endif /* TH_INTEGRATION_SUITES_H */

@@ -398,15 +398,21 @@ static char *replace_all(const char *s, const char *key, const char *val)
     return out;
 }
 
+const char *th_remora_admin_token;
+
 static bool remora_ready(th_remora_t *r)
 {
+    char auth[256] = "";
+    if (th_remora_admin_token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", th_remora_admin_token);
+    }
     int64_t deadline = th_now_ms() + th_slack_ms(10000);
     while (th_now_ms() < deadline) {
         if (!th_proc_alive(&r->proc)) {
             return false;
         }
         th_resp_t resp;
-        int rc = th_http_get(r->admin_port, "/ready", NULL, &resp);
+        int rc = th_http_get(r->admin_port, "/ready", auth[0] ? auth : NULL, &resp);
         int status = resp.status;
         th_resp_free(&resp);
         if (rc == 0 && status == 200) {
@@ -434,11 +440,13 @@ void th_remora_start(th_remora_t *r, const char *fmt, ...)
         char *a = replace_all(body, "@LISTEN@", port);
         char *b = replace_all(a, "@ADMIN@", admin);
         char *yaml = NULL;
-        ck_assert_int_ge(asprintf(&yaml,
-                                  "runtime: { procs: 2 }\n"
-                                  "admin: { address: 127.0.0.1:%d }\n"
-                                  "%s%s",
-                                  r->admin_port,
+        /* A test that sets `admin:` itself puts @ADMIN@ in its address. */
+        char admin_line[64] = "";
+        if (!strstr(b, "admin:")) {
+            snprintf(admin_line, sizeof(admin_line), "admin: { address: 127.0.0.1:%d }\n",
+                     r->admin_port);
+        }
+        ck_assert_int_ge(asprintf(&yaml, "runtime: { procs: 2 }\n%s%s%s", admin_line,
                                   strstr(b, "drain_timeout:") ? "" : "drain_timeout: 2s\n", b),
                          0);
         char name[32];

@@ -29,6 +29,9 @@ typedef struct th_echo {
 } th_echo_t;
 
 /** A running remora: its proxy listener and admin ports and its config file. */
+/** When set, readiness checks send "Authorization: Bearer <it>" (admin.token_file tests). */
+extern const char *th_remora_admin_token;
+
 typedef struct th_remora {
     th_proc_t proc;
     int port;
