@@ -20,6 +20,7 @@ typedef struct admin_reply {
     char body[4096];
     size_t len;
     const char *big_body;  /* when set, sent instead of `body` (borrowed, e.g. the config) */
+    char *owned_body;      /* like big_body, freed after the reply */
     char extra_header[96]; /* "" or one "name: value\r\n" line */
 } admin_reply_t;
 
@@ -72,13 +73,21 @@ static void on_config(px_server_t *srv, admin_reply_t *out)
              (unsigned long long)srv->generation);
 }
 
+static void on_metrics(px_server_t *srv, admin_reply_t *out)
+{
+    out->status = 200;
+    out->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    out->owned_body = px_metrics_text(srv, &out->len);
+    out->big_body = out->owned_body;
+}
+
 static const struct admin_route {
     const char *method;
     const char *path;
     admin_fn *fn;
 } admin_routes[] = {
     {"GET", "/healthz", on_healthz}, {"GET", "/ready", on_ready},   {"POST", "/drain", on_drain},
-    {"GET", "/runtime", on_runtime}, {"GET", "/config", on_config},
+    {"GET", "/runtime", on_runtime}, {"GET", "/config", on_config}, {"GET", "/metrics", on_metrics},
 };
 
 /* Constant-time comparison: how long it takes says nothing about where a guess went wrong. */
@@ -180,6 +189,7 @@ static void admin_serve(void *arg)
                            {(void *)(out->big_body ? out->big_body : out->body), out->len}};
     (void)rt_writev_all(ac->nfd, iov, 2, rt_deadline_in(5 * RT_SEC));
 done:
+    free(out->owned_body);
     free(out);
     free(req);
     free(buf);

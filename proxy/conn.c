@@ -213,13 +213,17 @@ complete:;
     };
     ctx.req = NULL; /* its header pointers may be stale after body streaming */
     flt_chain_on_complete(route->chain, &ctx.flt, &done, ctx.flt_ran);
+    unsigned which = ctx.backend ? (unsigned)(ctx.backend - route->backends) : route->nbackends;
+    px_stats_record(&route->stats[which], ctx.status, done.latency_ns);
     if (l->log) {
         access_log(&ctx, end);
     }
     return;
-done:
+done:;
+    rt_time_t now = rt_now();
+    px_stats_record(&l->no_route, ctx.status, now - ctx.flt.start);
     if (l->log) {
-        access_log(&ctx, rt_now());
+        access_log(&ctx, now);
     }
 }
 

@@ -26,6 +26,7 @@ static int build_route(px_server_t *srv, px_route_t *r, const cfg_route_t *cfg, 
     r->cfg = cfg;
     r->backends = rt_xcalloc(cfg->backends_count, sizeof(*r->backends));
     r->nbackends = cfg->backends_count;
+    r->stats = rt_xcalloc(cfg->backends_count + 1, sizeof(*r->stats));
     for (unsigned i = 0; i < cfg->backends_count; i++) {
         const cfg_backend_t *b = &cfg->backends[i];
         r->backends[i].name = b->name;

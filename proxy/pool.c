@@ -66,6 +66,7 @@ static px_acquire_t open_conn(px_endpoint_t *ep, px_upconn_t **out, int *connect
                         rt_deadline_in(ep->cluster->cfg->connect_timeout));
     if (rc != RT_OK) {
         give_back_slot(ep);
+        atomic_fetch_add_explicit(&ep->cluster->connect_failures, 1, memory_order_relaxed);
         *connect_err = rc;
         return PX_ACQUIRE_CONNECT_FAILED;
     }

@@ -122,8 +122,9 @@ struct px_cluster {
     unsigned neps;
     _Atomic uint64_t rr;     /* round-robin cursor */
     _Atomic int64_t pending; /* requests waiting for a connection */
-    _Atomic bool stop;       /* ends the DNS refresher */
-    bool has_names;          /* some endpoint is a host name: refresh periodically */
+    _Atomic uint64_t connect_failures;
+    _Atomic bool stop; /* ends the DNS refresher */
+    bool has_names;    /* some endpoint is a host name: refresh periodically */
 };
 
 /** Builds the cluster and resolves its endpoints (may park: getaddrinfo off the P). */
@@ -174,12 +175,28 @@ typedef struct px_backend {
     uint32_t weight;
 } px_backend_t;
 
+/* ---- request statistics (metrics.c) ---- */
+
+/** Upper bounds of the request duration histogram (metrics.c), then +Inf. */
+#define PX_LATENCY_BUCKETS 14
+
+/** Counters of one (route, backend) pair; updated with relaxed atomics by any P. */
+typedef struct px_stats {
+    _Atomic uint64_t by_class[6]; /* [0] no status sent, [1..5] 1xx..5xx */
+    _Atomic uint64_t buckets[PX_LATENCY_BUCKETS + 1];
+    _Atomic uint64_t sum_us;
+} px_stats_t;
+
+/** Counts one finished request with `status` (0 = none sent) and `latency_ns`. */
+void px_stats_record(px_stats_t *st, int status, int64_t latency_ns);
+
 typedef struct px_route {
     const cfg_route_t *cfg;
     px_backend_t *backends;
     unsigned nbackends;
     uint64_t total_weight;
     flt_chain_t *chain;
+    px_stats_t *stats; /* one per backend, then one for requests answered without a backend */
 } px_route_t;
 
 typedef struct px_listener px_listener_t;
@@ -215,6 +232,7 @@ struct px_listener {
     rt_chan_t *conn_slots; /* one token per connection allowed (max_connections) */
     px_access_log_t *log;  /* NULL = off */
     px_http1_limits_t limits;
+    px_stats_t no_route; /* requests that matched no route */
 };
 
 struct px_server {
@@ -245,6 +263,9 @@ px_cluster_t *px_server_cluster(px_server_t *srv, const char *name);
 
 /** Serves `nfd` (takes ownership) accepted on `l` from `peer`, holding one of l->conn_slots. */
 void px_conn_serve(px_listener_t *l, rt_netfd_t *nfd, const struct sockaddr_storage *peer);
+
+/** Returns the Prometheus text exposition (version 0.0.4) of `srv`. Caller owns (free). */
+char *px_metrics_text(px_server_t *srv, size_t *len);
 
 /** Admin API on cfg->admin.address (admin.c). */
 int px_admin_open(px_server_t *srv, char *err, size_t errlen);

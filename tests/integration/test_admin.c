@@ -3,7 +3,8 @@
  * test_admin.c - integration/admin: the admin API as served so far: the
  * bearer token of admin.token_file guards every call, GET /config returns
  * the running YAML and its generation, unknown paths and methods get JSON
- * 404/405.
+ * 404/405, and GET /metrics parses with the Prometheus client library's own
+ * parser (python3-prometheus-client) with counters matching the requests sent.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +116,65 @@ START_TEST(test_admin_unknown_path_and_method_are_json_errors)
 
 END_TEST
 
+/* GET /metrics parses with Prometheus's own parser and counts what was sent. */
+START_TEST(test_admin_metrics_parse_and_count_requests)
+{
+    th_echo_t e;
+    th_remora_t r;
+    th_resp_t resp;
+    th_echo_start(&e, "admin");
+    th_remora_start(&r,
+                    "listeners:\n"
+                    "  - name: main\n"
+                    "    address: 127.0.0.1:@LISTEN@\n"
+                    "    routes:\n"
+                    "      - name: api\n"
+                    "        match: { path_prefix: /api/ }\n"
+                    "        backends: [ { name: stable, cluster: c1, weight: 1 } ]\n"
+                    "clusters:\n"
+                    "  - name: c1\n"
+                    "    endpoints: [127.0.0.1:%d]\n",
+                    e.port);
+    for (int i = 0; i < 7; i++) {
+        it_get(r.port, "/api/x", NULL, &resp);
+        ck_assert_int_eq(resp.status, 200);
+        th_resp_free(&resp);
+    }
+    for (int i = 0; i < 3; i++) {
+        it_get(r.port, "/api/x", "x-echo-status: 503\r\n", &resp);
+        ck_assert_int_eq(resp.status, 503);
+        th_resp_free(&resp);
+    }
+    for (int i = 0; i < 2; i++) {
+        it_get(r.port, "/elsewhere", NULL, &resp);
+        ck_assert_int_eq(resp.status, 404);
+        th_resp_free(&resp);
+    }
+    ck_assert_int_eq(th_http_get(r.admin_port, "/metrics", NULL, &resp), 0);
+    ck_assert_int_eq(resp.status, 200);
+    char file[256];
+    th_tmpfile_write(file, sizeof(file), "metrics.txt", resp.body);
+    th_resp_free(&resp);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "/usr/bin/python3 %s/metrics_check.py %s "
+             "'remora_requests_total{backend=stable,code_class=2xx,listener=main,route=api}=7' "
+             "'remora_requests_total{backend=stable,code_class=5xx,listener=main,route=api}=3' "
+             "'remora_requests_total{backend=,code_class=4xx,listener=main,route=}=2' "
+             "'remora_request_duration_seconds_count{backend=stable,listener=main,route=api}=10' "
+             "'remora_config_generation{}=1' 'remora_runtime_procs{}=2' 2>&1",
+             IT_SOURCE_DIR, file);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    char out[2048] = "";
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    int rc = pclose(p);
+    ck_assert_msg(rc == 0, "metrics_check failed (%d):\n%s", rc, out);
+}
+
+END_TEST
+
 Suite *suite_integration_admin(void)
 {
     Suite *s = suite_create("integration/admin");
@@ -122,5 +182,6 @@ Suite *suite_integration_admin(void)
     tcase_add_test(tc, test_admin_token_guards_every_call);
     tcase_add_test(tc, test_admin_config_returns_running_yaml);
     tcase_add_test(tc, test_admin_unknown_path_and_method_are_json_errors);
+    tcase_add_test(tc, test_admin_metrics_parse_and_count_requests);
     return s;
 }
