@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proxy/headers.h"
 #include "proxy/proxy.h"
 
 #define ADMIN_HEAD_MAX 8192
@@ -183,7 +184,7 @@ static void admin_serve(void *arg)
     int hl = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
                       "%sconnection: close\r\n\r\n",
-                      out->status, px_status_text(out->status), out->content_type, out->len,
+                      out->status, px_headers_status_text(out->status), out->content_type, out->len,
                       out->extra_header);
     struct iovec iov[2] = {{head, (size_t)hl},
                            {(void *)(out->big_body ? out->big_body : out->body), out->len}};

@@ -235,8 +235,7 @@ ssize_t px_headers_request_head(char *out, size_t cap, const px_request_t *req,
     return finish(&w);
 }
 
-/* Reason phrases for an upstream that sent none (RFC 9110 §15). */
-static const char *default_reason(int status)
+const char *px_headers_status_text(int status)
 {
     switch (status) {
     case 100:
@@ -317,7 +316,7 @@ ssize_t px_headers_response_head(char *out, size_t cap, const px_response_t *res
     if (resp->reason_len > 0)
         put(&w, resp->reason, resp->reason_len);
     else
-        puts_(&w, default_reason(resp->status));
+        puts_(&w, px_headers_status_text(resp->status));
     put(&w, "\r\n", 2);
 
     size_t via = last_index(h, n, "via");

@@ -59,6 +59,13 @@ typedef struct px_fwd_response {
 ssize_t px_headers_response_head(char *out, size_t cap, const px_response_t *resp,
                                  const px_fwd_response_t *fwd);
 
+/**
+ * Returns the reason phrase of `status` (RFC 9110 §15: "OK", "Not Found"), or
+ * "" for one it does not know; used for upstreams that send none and for the
+ * proxy's own responses.
+ */
+const char *px_headers_status_text(int status);
+
 /** Writes a 16-byte random hex request id plus NUL into `out` (33 bytes). */
 void px_headers_new_request_id(char out[33]);
 

@@ -333,7 +333,4 @@ void px_forward(px_ctx_t *ctx);
 int px_reply(px_conn_t *c, int status, const char *reason, bool close, const px_header_t *extra,
              size_t nextra, int64_t retry_after, bool head_only);
 
-/** The HTTP reason phrase of `status` ("OK", "Not Found"...). */
-const char *px_status_text(int status);
-
 #endif /* PX_PROXY_H */

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * reply.c - responses the proxy generates itself: the one table of
- * x-remora-reason names, status reason phrases, and px_reply, which writes a
- * complete small response in one write.
+ * x-remora-reason names, and px_reply, which writes a complete small
+ * response in one write.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "proxy/headers.h"
 #include "proxy/proxy.h"
 
 static const char *const reason_names[] = {
@@ -50,64 +51,6 @@ px_reason_t px_reason_of_http1_error(px_http1_err_t err)
     }
 }
 
-const char *px_status_text(int status)
-{
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 101:
-        return "Switching Protocols";
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 206:
-        return "Partial Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 413:
-        return "Content Too Large";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 505:
-        return "HTTP Version Not Supported";
-    default:
-        return "Unknown";
-    }
-}
-
 int px_reply(px_conn_t *c, int status, const char *reason, bool close, const px_header_t *extra,
              size_t nextra, int64_t retry_after, bool head_only)
 {
@@ -116,7 +59,7 @@ int px_reply(px_conn_t *c, int status, const char *reason, bool close, const px_
     int n = snprintf(out, sizeof(out),
                      "HTTP/1.1 %d %s\r\nx-remora-reason: %s\r\ncontent-type: text/plain\r\n"
                      "content-length: %zu\r\n",
-                     status, px_status_text(status), reason, body_len);
+                     status, px_headers_status_text(status), reason, body_len);
     size_t len = (size_t)n;
     if (retry_after > 0) {
         len += (size_t)snprintf(out + len, sizeof(out) - len, "retry-after: %lld\r\n",
