@@ -35,7 +35,6 @@
 
 #define UP_BUF_SIZE PX_UP_BUF_SIZE
 #define UP_MAX_HEAD (64 * 1024)
-#define CHUNK_OVERHEAD 32 /* "%zx\r\n" + "\r\n" around one chunk, and the last chunk */
 
 /* The scalars of the request that outlive its head's bytes. */
 typedef struct exchange {
@@ -100,6 +99,43 @@ static ssize_t client_fill(exchange_t *x)
     return px_buf_fill(&x->c->buf, x->c->nfd, PX_BUF_SIZE, rt_deadline_in(x->read_timeout));
 }
 
+/*
+ * Writes `pre` (a response head, or nothing), then `data` - as one chunk when
+ * `chunked`, followed by the last chunk when `last` - in one gathered write.
+ * The data is sent from where it lies; only the framing is formatted here.
+ */
+static int write_body_piece(rt_netfd_t *nfd, const char *pre, size_t pre_len, const char *data,
+                            size_t len, bool chunked, bool last, rt_time_t deadline)
+{
+    char size_line[24], tail[8];
+    struct iovec iov[4];
+    int n = 0;
+    size_t tail_len = 0;
+    if (pre_len > 0) {
+        iov[n++] = (struct iovec){(void *)pre, pre_len};
+    }
+    if (len > 0) {
+        if (chunked) {
+            int sl = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+            iov[n++] = (struct iovec){size_line, (size_t)sl};
+            memcpy(tail, "\r\n", 2);
+            tail_len = 2;
+        }
+        iov[n++] = (struct iovec){(void *)data, len};
+    }
+    if (chunked && last) {
+        memcpy(tail + tail_len, "0\r\n\r\n", 5);
+        tail_len += 5;
+    }
+    if (tail_len > 0) {
+        iov[n++] = (struct iovec){tail, tail_len};
+    }
+    if (n == 0) {
+        return 0;
+    }
+    return rt_writev_all(nfd, iov, n, deadline) < 0 ? -1 : 0;
+}
+
 static body_result_t stream_length_body(exchange_t *x)
 {
     px_buf_t *b = &x->c->buf;
@@ -136,28 +172,9 @@ static body_result_t stream_chunked_body(exchange_t *x)
         if (limit && dec.total > limit) {
             return BODY_TOO_LARGE;
         }
-        /* Re-chunked as decoded: size line, the data where it lies, CRLF (and the last chunk). */
-        char size_line[24], tail[8];
-        struct iovec iov[3];
-        int n = 0;
-        if (len > 0) {
-            iov[n++] = (struct iovec){
-                size_line, (size_t)snprintf(size_line, sizeof(size_line), "%zx\r\n", len)};
-            iov[n++] = (struct iovec){(char *)px_buf_head(b) + off, len};
-        }
-        size_t tail_len = 0;
-        if (len > 0) {
-            memcpy(tail, "\r\n", 2);
-            tail_len = 2;
-        }
-        if (dec.done) {
-            memcpy(tail + tail_len, "0\r\n\r\n", 5);
-            tail_len += 5;
-        }
-        if (tail_len) {
-            iov[n++] = (struct iovec){tail, tail_len};
-        }
-        if (n && rt_writev_all(x->up->nfd, iov, n, rt_deadline_in(x->write_timeout)) < 0) {
+        /* Re-chunked as decoded: the data where it lies, with our own framing. */
+        if (write_body_piece(x->up->nfd, NULL, 0, px_buf_head(b) + off, len, true, dec.done,
+                             rt_deadline_in(x->write_timeout)) != 0) {
             return BODY_UPSTREAM_GONE;
         }
         px_buf_consume(b, (size_t)used);
@@ -279,13 +296,14 @@ static resp_result_t relay_length(exchange_t *x, uint64_t remaining, const char 
  * Relays a chunked or close-delimited upstream body, chunked to the client
  * when `chunk_out`, raw otherwise (HTTP/1.0 clients, closed after).
  */
-static resp_result_t relay_stream(exchange_t *x, bool chunked_in, bool chunk_out, char *out,
-                                  size_t olen, size_t ocap)
+static resp_result_t relay_stream(exchange_t *x, bool chunked_in, bool chunk_out, const char *head,
+                                  size_t head_len)
 {
     px_buf_t *b = &x->up->buf;
     px_chunked_t dec;
     px_chunked_init(&dec);
     bool eof = false;
+    x->ctx->response_started = true;
     for (;;) {
         size_t off = 0, len = px_buf_len(b), used = len;
         if (chunked_in && len > 0) {
@@ -295,35 +313,15 @@ static resp_result_t relay_stream(exchange_t *x, bool chunked_in, bool chunk_out
             }
             used = (size_t)r;
         }
-        if (olen + len + CHUNK_OVERHEAD > ocap) {
-            /* ocap holds a whole buffer's worth once the head is out of the way. */
-            if (client_write(x, out, olen) != 0) {
-                return RESP_CLIENT_GONE;
-            }
-            olen = 0;
-        }
-        if (len > 0) {
-            if (chunk_out) {
-                olen += (size_t)snprintf(out + olen, CHUNK_OVERHEAD, "%zx\r\n", len);
-            }
-            memcpy(out + olen, px_buf_head(b) + off, len);
-            olen += len;
-            if (chunk_out) {
-                memcpy(out + olen, "\r\n", 2);
-                olen += 2;
-            }
-            x->ctx->bytes_out += len;
-        }
-        px_buf_consume(b, used);
         bool done = chunked_in ? dec.done : eof;
-        if (done && chunk_out) {
-            memcpy(out + olen, "0\r\n\r\n", 5);
-            olen += 5;
-        }
-        if (olen && client_write(x, out, olen) != 0) {
+        /* The head goes out with the first piece; then only body pieces. */
+        if (write_body_piece(x->c->nfd, head, head_len, px_buf_head(b) + off, len, chunk_out, done,
+                             rt_deadline_in(x->write_timeout)) != 0) {
             return RESP_CLIENT_GONE;
         }
-        olen = 0;
+        head_len = 0;
+        x->ctx->bytes_out += len;
+        px_buf_consume(b, used);
         if (done) {
             return RESP_OK;
         }
@@ -462,9 +460,8 @@ static bool relay_response(exchange_t *x, px_response_t *resp)
     char stack_out[4096];
     char *out = stack_out;
     size_t ocap = sizeof(stack_out);
-    bool streaming = resp->body == PX_BODY_CHUNKED || resp->body == PX_BODY_UNTIL_CLOSE;
-    if (resp->head_len + 1024 + ctx->extra_used > ocap || streaming) {
-        ocap = resp->head_len + 1024 + ctx->extra_used + UP_BUF_SIZE + CHUNK_OVERHEAD;
+    if (resp->head_len + 1024 + ctx->extra_used > ocap) {
+        ocap = resp->head_len + 1024 + ctx->extra_used;
         out = rt_xmalloc(ocap);
     }
     ssize_t hlen = px_headers_response_head(out, ocap, resp, &fwd);
@@ -496,7 +493,7 @@ static bool relay_response(exchange_t *x, px_response_t *resp)
         break;
     case PX_BODY_CHUNKED:
     case PX_BODY_UNTIL_CLOSE:
-        r = relay_stream(x, resp->body == PX_BODY_CHUNKED, chunk_out, out, (size_t)hlen, ocap);
+        r = relay_stream(x, resp->body == PX_BODY_CHUNKED, chunk_out, out, (size_t)hlen);
         break;
     }
     switch (r) {
