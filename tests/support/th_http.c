@@ -560,23 +560,35 @@ int th_http_read_response(th_conn_t *c, th_resp_t *r, bool is_head)
     return -EPROTO;
 }
 
-const char *th_resp_header(const th_resp_t *r, const char *name)
+/* The first value named `name` (case-insensitive) in parallel name/value arrays, or NULL. */
+static const char *find_field(const char *const *names, const char *const *values, size_t n,
+                              const char *name)
 {
-    for (size_t i = 0; i < r->nheaders; i++) {
-        if (strcasecmp(r->names[i], name) == 0) {
-            return r->values[i];
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(names[i], name) == 0) {
+            return values[i];
         }
     }
     return NULL;
 }
 
+static int count_fields(const char *const *names, size_t n, const char *name)
+{
+    int count = 0;
+    for (size_t i = 0; i < n; i++) {
+        count += strcasecmp(names[i], name) == 0;
+    }
+    return count;
+}
+
+const char *th_resp_header(const th_resp_t *r, const char *name)
+{
+    return find_field(r->names, r->values, r->nheaders, name);
+}
+
 int th_resp_header_count(const th_resp_t *r, const char *name)
 {
-    int n = 0;
-    for (size_t i = 0; i < r->nheaders; i++) {
-        n += strcasecmp(r->names[i], name) == 0;
-    }
-    return n;
+    return count_fields(r->names, r->nheaders, name);
 }
 
 /* Returns true if the comma-separated `list` holds `token` (case-insensitive). */
@@ -853,21 +865,13 @@ void th_echo_req_free(th_echo_req_t *q)
 
 const char *th_echo_req_header(const th_echo_req_t *q, const char *name)
 {
-    for (size_t i = 0; i < q->nheaders; i++) {
-        if (strcasecmp(q->names[i], name) == 0) {
-            return q->values[i];
-        }
-    }
-    return NULL;
+    return find_field((const char *const *)q->names, (const char *const *)q->values, q->nheaders,
+                      name);
 }
 
 int th_echo_req_header_count(const th_echo_req_t *q, const char *name)
 {
-    int n = 0;
-    for (size_t i = 0; i < q->nheaders; i++) {
-        n += strcasecmp(q->names[i], name) == 0;
-    }
-    return n;
+    return count_fields((const char *const *)q->names, q->nheaders, name);
 }
 
 void th_echo_req_header_list(const th_echo_req_t *q, const char *name, char *out, size_t size)
