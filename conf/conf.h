@@ -57,14 +57,14 @@ enum {
 };
 
 typedef struct cfg_circuit_breaker {
-    cfg_cb_grade_t grade;     /* default exception_count */
-    double threshold;         /* count, or ratio 0..1 */
-    int64_t slow_call;        /* default 1s */
-    int64_t window;           /* default 60s */
-    uint64_t min_requests;    /* default 5 */
-    int64_t open_for;         /* default 60s */
-    uint32_t exceptions;      /* CFG_OUTCOME_* bits; default 5xx|connect_failure|timeout */
-    char *fallback_cluster;   /* default "" */
+    cfg_cb_grade_t grade;   /* default exception_count */
+    double threshold;       /* count, or ratio 0..1 */
+    int64_t slow_call;      /* default 1s */
+    int64_t window;         /* default 60s */
+    uint64_t min_requests;  /* default 5 */
+    int64_t open_for;       /* default 60s */
+    uint32_t exceptions;    /* CFG_OUTCOME_* bits; default 5xx|connect_failure|timeout */
+    char *fallback_cluster; /* default "" */
     char *grade_text, *threshold_text, *slow_call_text, *window_text, *open_for_text;
     char **exceptions_text;
     unsigned exceptions_count;
@@ -73,13 +73,19 @@ typedef struct cfg_circuit_breaker {
 } cfg_circuit_breaker_t;
 
 typedef struct cfg_fault {
-    double delay_percent;   /* 0..1 share of requests delayed */
+    double delay_percent; /* 0..1 share of requests delayed */
     int64_t delay_duration;
-    double abort_percent;   /* 0..1 share of requests aborted */
-    uint32_t abort_status;  /* default 503 */
+    double abort_percent;  /* 0..1 share of requests aborted */
+    uint32_t abort_status; /* default 503 */
+
     /* loader-owned raw scalars */
-    struct cfg_fault_delay_raw { char *percent, *duration; } *delay_raw;
-    struct cfg_fault_abort_raw { char *percent, *status; } *abort_raw;
+    struct cfg_fault_delay_raw {
+        char *percent, *duration;
+    } * delay_raw;
+
+    struct cfg_fault_abort_raw {
+        char *percent, *status;
+    } * abort_raw;
 } cfg_fault_t;
 
 /*
@@ -161,8 +167,8 @@ typedef struct cfg_canary {
 typedef struct cfg_route {
     char *name;
     cfg_match_t match;
-    int64_t timeout;        /* until the upstream's response head arrives; default 15s */
-    cfg_retries_t retries;  /* defaults when the key is absent */
+    int64_t timeout;       /* until the upstream's response head arrives; default 15s */
+    cfg_retries_t retries; /* defaults when the key is absent */
     cfg_filter_t *filters;
     unsigned filters_count;
     cfg_backend_t *backends;
@@ -176,10 +182,10 @@ typedef struct cfg_route {
 
 typedef struct cfg_listener {
     char *name;
-    char *address;          /* "0.0.0.0:10000", "[::1]:80" */
-    int64_t read_timeout;   /* default 8s: a request head must arrive within it */
-    int64_t write_timeout;  /* default 12s */
-    int64_t idle_timeout;   /* default 90s: keep-alive idle */
+    char *address;             /* "0.0.0.0:10000", "[::1]:80" */
+    int64_t read_timeout;      /* default 8s: a request head must arrive within it */
+    int64_t write_timeout;     /* default 12s */
+    int64_t idle_timeout;      /* default 90s: keep-alive idle */
     uint64_t max_connections;  /* default 10000 */
     uint64_t max_header_bytes; /* default 64KiB: request line + headers (431 over it) */
     uint64_t max_headers;      /* default 100 (431 over it; at most 128) */
@@ -226,6 +232,7 @@ typedef struct cfg_config {
     cfg_runtime_t *runtime_raw;
     cfg_admin_t *admin_raw;
     char *drain_timeout_text;
+    _Atomic uint32_t refs; /* 1 from cfg_load_*; cfg_config_retain / cfg_config_free */
 } cfg_config_t;
 
 /* ---- loading and problems ---- */
@@ -254,16 +261,70 @@ int cfg_load_data(const char *yaml, size_t len, cfg_config_t **out, cfg_errors_t
 int cfg_load_file(const char *path, cfg_config_t **out, cfg_errors_t *errs);
 /** Returns the embedded default config (conf/default.yaml), NUL-terminated. Static. */
 const char *cfg_default_yaml(void);
-/** Frees a config from cfg_load_*. NULL does nothing. */
+/**
+ * Adds a reference to `cfg` (from cfg_load_*) and returns `cfg`; each retain
+ * is paired with one cfg_config_free. NULL returns NULL. Thread-safe: a config
+ * is immutable after loading, so holders on any thread may share it.
+ */
+cfg_config_t *cfg_config_retain(cfg_config_t *cfg);
+/**
+ * Drops one reference to `cfg`; frees it when that was the last (the load
+ * holds the first). NULL does nothing. Thread-safe.
+ */
 void cfg_config_free(cfg_config_t *cfg);
 
 /** Prints each problem as "FILE:LINE:COLUMN: PATH: MESSAGE" (like a compiler). */
 void cfg_errors_print(const cfg_errors_t *errs, const char *file, FILE *out);
 /** Frees the problems' storage and empties `errs`. */
 void cfg_errors_destroy(cfg_errors_t *errs);
+/**
+ * Appends a problem found after loading (e.g. an address that cannot be
+ * bound) at `path` of the document `yaml`, with the line and column of that
+ * path, or of its nearest ancestor present in the document.
+ */
+void cfg_errors_add_at(cfg_errors_t *errs, const char *yaml, size_t len, const char *path,
+                       const char *message);
 
 /** Returns the cluster named `name`, or NULL. */
 const cfg_cluster_t *cfg_find_cluster(const cfg_config_t *cfg, const char *name);
+
+/* ---- reloads and the admin API ---- */
+
+/**
+ * Returns whether `a` and `b` were configured the same, so live state built
+ * from one (a cluster's pool, a filter's buckets or breaker window, a
+ * canary's statistics) may be carried over to the other across a reload.
+ * Compares the YAML scalars as written, key order aside: conservative, so
+ * "1s" vs "1000ms" counts as changed. NULL equals only NULL.
+ */
+bool cfg_cluster_equal(const cfg_cluster_t *a, const cfg_cluster_t *b);
+/** Like cfg_cluster_equal, for one entry of a route's `filters:` (its kind and every key). */
+bool cfg_filter_equal(const cfg_filter_t *a, const cfg_filter_t *b);
+/** Like cfg_cluster_equal, for a route's `canary:` (both NULL: equal). */
+bool cfg_canary_equal(const cfg_canary_t *a, const cfg_canary_t *b);
+
+/** One backend's new weight, by backend name (`backends[].name`). */
+typedef struct cfg_weight {
+    const char *backend;
+    uint32_t weight;
+} cfg_weight_t;
+
+/**
+ * Returns in `*out` (caller owns; free(); NUL-terminated, `*out_len` bytes
+ * without the NUL) a copy of the `len` bytes of `yaml` where every route
+ * named `route` (listeners[*].routes[*]) has the `weight` of each backend
+ * listed in `w[0..n)` set; every other byte is unchanged (comments, order,
+ * quoting, flow or block style). A quoted weight stays quoted; a missing
+ * `weight` key is added after the entry's last key, in the entry's style.
+ * When `w` names a backend twice, the last one wins. Returns 0, or -1 with
+ * problems appended to `errs` and `*out` untouched: a YAML syntax error (or
+ * UTF-16 input); no such route (path "", message `no route named "NAME"`);
+ * a backend not in the route (path "listeners[i].routes[j].backends" at its
+ * line, message `no backend named "NAME"`); a `weight` that is not a
+ * scalar. Does not validate the result: the caller loads it like any config.
+ */
+int cfg_set_weights(const char *yaml, size_t len, const char *route, const cfg_weight_t *w,
+                    size_t n, char **out, size_t *out_len, cfg_errors_t *errs);
 
 /** Parses "150ms", "8s", "2m", "1h", "0s", "250us" into ns. 0 or -1 (bad syntax/overflow). */
 int cfg_parse_duration(const char *s, int64_t *out_ns);

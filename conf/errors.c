@@ -39,6 +39,19 @@ void cfg__error_add(cfg_errors_t *errs, const char *path, unsigned line, unsigne
     va_end(ap);
 }
 
+void cfg_errors_add_at(cfg_errors_t *errs, const char *yaml, size_t len, const char *path,
+                       const char *message)
+{
+    cfg__lines_t lines = {0};
+    unsigned line = 0, column = 0;
+    char unused[8];
+    (void)cfg__lines_build(&lines, yaml, len, &line, &column, unused, sizeof(unused));
+    line = column = 0;
+    (void)cfg__lines_locate(&lines, path, &line, &column);
+    cfg__lines_destroy(&lines);
+    cfg__error_add(errs, path, line, column, "%s", message);
+}
+
 void cfg_errors_print(const cfg_errors_t *errs, const char *file, FILE *out)
 {
     for (size_t i = 0; i < errs->count; i++) {

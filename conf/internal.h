@@ -22,6 +22,25 @@
 extern const cyaml_schema_value_t cfg__config_schema;
 /** libcyaml settings shared by load and free (allocator, no logging). */
 extern const cyaml_config_t cfg__cyaml_free_config;
+/** The mapping fields of one `clusters[]` entry (cfg_cluster_t); for equal.c. */
+extern const cyaml_schema_field_t cfg__cluster_fields[];
+/** The mapping fields of one `filters[]` entry (cfg_filter_t); for equal.c. */
+extern const cyaml_schema_field_t cfg__filter_fields[];
+/** The mapping fields of a route's `canary` (cfg_canary_t); for equal.c. */
+extern const cyaml_schema_field_t cfg__canary_fields[];
+
+/* ---- suggest.c: "did you mean" for unknown keys ---- */
+
+/**
+ * Returns the key valid in the mapping at YAML path `parent` ("" = the
+ * document, "listeners[0].routes[1]") that is closest to the unknown `key`
+ * (optimal string alignment distance <= 2 and < strlen(key); ties go to
+ * schema order), or NULL if none is close or `parent` is not a mapping of
+ * the schema. Static storage.
+ */
+const char *cfg__suggest_key(const char *parent, const char *key);
+/** Returns the optimal string alignment (restricted Damerau-Levenshtein) distance of a and b. */
+size_t cfg__edit_distance(const char *a, const char *b);
 
 /* ---- lines.c: one libyaml event pass -> "listeners[0].routes[2].name" -> line:column ---- */
 

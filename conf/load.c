@@ -11,9 +11,15 @@
  * entry 'N' ..." lines; we capture them, rebuild the YAML path from the
  * backtrace and place it through our own index (libcyaml's innermost position
  * can be stale). libcyaml stops at its first error, so those documents report
- * one problem; everything after loading reports all of them.
+ * one problem; everything after loading reports all of them. An unknown key
+ * gets the closest valid key at its place as a hint (suggest.c).
+ *
+ * A loaded config is immutable and reference counted: the load holds the
+ * first reference, cfg_config_retain adds one, cfg_config_free drops one and
+ * the last frees.
  */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +67,17 @@ static const char *node_kind(const char *event)
         return "an alias";
     }
     return "a scalar";
+}
+
+/* `unknown key "timout" (did you mean "timeout"?)`: `parent` is the path of the key's mapping. */
+static void unknown_key_text(char *text, size_t size, const char *parent, const char *key)
+{
+    const char *hint = cfg__suggest_key(parent, key);
+    if (hint != NULL) {
+        snprintf(text, size, "unknown key \"%s\" (did you mean \"%s\"?)", key, hint);
+    } else {
+        snprintf(text, size, "unknown key \"%s\"", key);
+    }
 }
 
 /*
@@ -121,8 +138,8 @@ static void report_cyaml(const capture_t *cap, cyaml_err_t err, const cfg__lines
     const char *last = strrchr(path, '.');
     last = last ? last + 1 : path;
     if (sscanf(msg, "Unexpected key: %159[^\n]", arg) == 1) {
+        unknown_key_text(text, sizeof(text), path, arg);
         snprintf(path + len, sizeof(path) - len, "%s%s", len ? "." : "", arg);
-        snprintf(text, sizeof(text), "unknown key");
     } else if (sscanf(msg, "Mapping field already seen: %159[^\n]", arg) == 1) {
         if (strcmp(last, arg) != 0) {
             snprintf(path + len, sizeof(path) - len, "%s%s", len ? "." : "", arg);
@@ -164,6 +181,26 @@ static void report_cyaml(const capture_t *cap, cyaml_err_t err, const cfg__lines
     cfg__error_add(errs, path, line, col, "%s", text);
 }
 
+/* Frees `cfg` whatever its reference count (a failed load frees before publishing it). */
+static void config_destroy(cfg_config_t *cfg)
+{
+    /* First what the loader allocated outside the schema, then libcyaml frees the rest. */
+    free(cfg->admin.address);
+    free(cfg->admin.token_file);
+    for (unsigned i = 0; i < cfg->listeners_count; i++) {
+        const cfg_listener_t *l = &cfg->listeners[i];
+        for (unsigned j = 0; j < l->routes_count; j++) {
+            const cfg_route_t *r = &l->routes[j];
+            for (unsigned k = 0; k < r->filters_count; k++) {
+                if (r->filters[k].rate_limit != NULL) {
+                    free(r->filters[k].rate_limit->key_header);
+                }
+            }
+        }
+    }
+    cyaml_free(&cfg__cyaml_free_config, &cfg__config_schema, cfg, 0);
+}
+
 int cfg_load_data(const char *yaml, size_t len, cfg_config_t **out, cfg_errors_t *errs)
 {
     cfg__lines_t lines = {0};
@@ -200,11 +237,12 @@ int cfg_load_data(const char *yaml, size_t len, cfg_config_t **out, cfg_errors_t
     }
     free(cap.buf);
     cfg__lines_destroy(&lines);
+    atomic_init(&cfg->refs, 1);
     *out = cfg;
     return 0;
 
 fail_free_cfg:
-    cfg_config_free(cfg);
+    config_destroy(cfg);
 fail_free_lines:
     free(cap.buf);
     cfg__lines_destroy(&lines);
@@ -250,26 +288,28 @@ fail:
     return -1;
 }
 
+cfg_config_t *cfg_config_retain(cfg_config_t *cfg)
+{
+    if (cfg != NULL) {
+        /* relaxed: the caller already holds a reference, so the config cannot go away. */
+        uint32_t old = atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+        RT_CHECK(old > 0 && old < UINT32_MAX, "cfg_config_retain: bad reference count");
+    }
+    return cfg;
+}
+
 void cfg_config_free(cfg_config_t *cfg)
 {
     if (cfg == NULL) {
         return;
     }
-    /* First what the loader allocated outside the schema, then libcyaml frees the rest. */
-    free(cfg->admin.address);
-    free(cfg->admin.token_file);
-    for (unsigned i = 0; i < cfg->listeners_count; i++) {
-        const cfg_listener_t *l = &cfg->listeners[i];
-        for (unsigned j = 0; j < l->routes_count; j++) {
-            const cfg_route_t *r = &l->routes[j];
-            for (unsigned k = 0; k < r->filters_count; k++) {
-                if (r->filters[k].rate_limit != NULL) {
-                    free(r->filters[k].rate_limit->key_header);
-                }
-            }
-        }
+    /* release: this holder's reads of the config happen before the last holder frees it. */
+    uint32_t old = atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_release);
+    RT_CHECK(old > 0, "cfg_config_free: config already freed");
+    if (old == 1) {
+        atomic_thread_fence(memory_order_acquire); /* pairs with the other holders' release */
+        config_destroy(cfg);
     }
-    cyaml_free(&cfg__cyaml_free_config, &cfg__config_schema, cfg, 0);
 }
 
 const cfg_cluster_t *cfg_find_cluster(const cfg_config_t *cfg, const char *name)

@@ -5,6 +5,10 @@
  * checked in validate.c, which reports all of them (libcyaml stops at the
  * first). Values that need strict parsing (durations, sizes, percentages,
  * integers with defaults) land in the loader-owned `*_text` fields.
+ *
+ * The schema is also data for two walks: suggest.c follows it along a YAML
+ * path to list the keys valid there, and equal.c compares two structs field by
+ * field through the cluster, filter and canary field arrays exported below.
  */
 #include <stdlib.h>
 
@@ -73,7 +77,7 @@ static const cyaml_schema_field_t test_hooks_fields[] = {
     CYAML_FIELD_END,
 };
 
-static const cyaml_schema_field_t filter_fields[] = {
+const cyaml_schema_field_t cfg__filter_fields[] = {
     CYAML_FIELD_MAPPING_PTR("rate_limit", OPT_PTR, cfg_filter_t, rate_limit, rate_limit_fields),
     CYAML_FIELD_MAPPING_PTR("circuit_breaker", OPT_PTR, cfg_filter_t, circuit_breaker,
                             circuit_breaker_fields),
@@ -83,7 +87,7 @@ static const cyaml_schema_field_t filter_fields[] = {
 };
 
 static const cyaml_schema_value_t filter_entry = {
-    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, cfg_filter_t, filter_fields),
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, cfg_filter_t, cfg__filter_fields),
 };
 
 /* ---- routes ---- */
@@ -130,7 +134,7 @@ static const cyaml_schema_field_t promote_fields[] = {
     CYAML_FIELD_END,
 };
 
-static const cyaml_schema_field_t canary_fields[] = {
+const cyaml_schema_field_t cfg__canary_fields[] = {
     STR("backend", cfg_canary_t, backend),
     STR("baseline", cfg_canary_t, baseline),
     STR("window", cfg_canary_t, window_text),
@@ -150,7 +154,7 @@ static const cyaml_schema_field_t route_fields[] = {
     CYAML_FIELD_MAPPING_PTR("retries", OPT_PTR, cfg_route_t, retries_raw, retries_fields),
     SEQ("filters", cfg_route_t, filters, &filter_entry),
     SEQ("backends", cfg_route_t, backends, &backend_entry),
-    CYAML_FIELD_MAPPING_PTR("canary", OPT_PTR, cfg_route_t, canary, canary_fields),
+    CYAML_FIELD_MAPPING_PTR("canary", OPT_PTR, cfg_route_t, canary, cfg__canary_fields),
     CYAML_FIELD_END,
 };
 
@@ -179,7 +183,7 @@ static const cyaml_schema_value_t listener_entry = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, cfg_listener_t, listener_fields),
 };
 
-static const cyaml_schema_field_t cluster_fields[] = {
+const cyaml_schema_field_t cfg__cluster_fields[] = {
     STR("name", cfg_cluster_t, name),
     SEQ("endpoints", cfg_cluster_t, endpoints, &string_entry),
     STR("max_connections", cfg_cluster_t, max_connections_text),
@@ -191,7 +195,7 @@ static const cyaml_schema_field_t cluster_fields[] = {
 };
 
 static const cyaml_schema_value_t cluster_entry = {
-    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, cfg_cluster_t, cluster_fields),
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, cfg_cluster_t, cfg__cluster_fields),
 };
 
 static const cyaml_schema_field_t runtime_fields[] = {

@@ -7,18 +7,35 @@
  * on_response and on_complete run only for the filters whose on_request ran,
  * last to first (the nesting Envoy's decoder/encoder filters have), so a
  * filter that admitted a request always hears how it ended.
+ *
+ * Reloads: a filter's state (token buckets, breaker windows) lives in a
+ * refcounted instance. A chain built for a new config takes over the
+ * instance of the previous chain's filter with the same kind and position
+ * among filters of that kind when its rule is unchanged (cfg_filter_equal),
+ * so a reload that leaves a rule alone leaves its state alone; both chains
+ * share the instance while requests of the old config finish.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "filters/filter.h"
 
+/* One filter's state, shared by the chains of successive configs while its rule is unchanged. */
+typedef struct flt_instance {
+    _Atomic int refs;
+    const flt_ops_t *ops;
+    void *state;
+} flt_instance_t;
+
 struct flt_chain {
-    unsigned count;
+    unsigned count, carried;
 
     struct chain_link {
-        const flt_ops_t *ops;
+        const flt_ops_t *ops; /* copies of inst's, read on every request */
         void *state;
+        flt_instance_t *inst;
+        const cfg_filter_t *cfg; /* the rule, in the config this chain was built from */
+        unsigned ordinal;        /* position among the route's filters of the same kind */
     } links[];
 };
 
@@ -39,25 +56,64 @@ const char *flt_outcome_name(flt_outcome_t outcome)
     return names[outcome];
 }
 
-int flt_chain_new(const cfg_route_t *route, flt_chain_t **out, char *err, size_t errlen)
+static void instance_unref(flt_instance_t *inst)
+{
+    if (atomic_fetch_sub(&inst->refs, 1) != 1) {
+        return;
+    }
+    if (inst->ops->destroy) {
+        inst->ops->destroy(inst->state);
+    }
+    free(inst);
+}
+
+/* The instance of `prev` holding the same kind, ordinal and rule, or NULL. */
+static flt_instance_t *carried_instance(const flt_chain_t *prev, const cfg_filter_t *cfg,
+                                        unsigned ordinal)
+{
+    for (unsigned i = 0; prev && i < prev->count; i++) {
+        const struct chain_link *link = &prev->links[i];
+        if (link->cfg->kind == cfg->kind && link->ordinal == ordinal &&
+            cfg_filter_equal(link->cfg, cfg)) {
+            atomic_fetch_add(&link->inst->refs, 1);
+            return link->inst;
+        }
+    }
+    return NULL;
+}
+
+int flt_chain_new(const cfg_route_t *route, const flt_chain_t *prev, flt_chain_t **out, char *err,
+                  size_t errlen)
 {
     flt_chain_t *chain =
         rt_xcalloc(1, sizeof(*chain) + route->filters_count * sizeof(chain->links[0]));
     for (unsigned i = 0; i < route->filters_count; i++) {
         const cfg_filter_t *cfg = &route->filters[i];
-        const flt_ops_t *ops = flt_lookup(cfg->kind);
-        if (!ops) {
-            snprintf(err, errlen, "route %s: filter %u is not built into this remora", route->name,
-                     i);
-            goto fail;
+        unsigned ordinal = 0;
+        for (unsigned j = 0; j < i; j++) {
+            ordinal += route->filters[j].kind == cfg->kind;
         }
-        void *state = NULL;
-        if (ops->create && ops->create(cfg, route, &state, err, errlen) != 0) {
-            goto fail;
+        flt_instance_t *inst = carried_instance(prev, cfg, ordinal);
+        if (inst) {
+            chain->carried++;
+        } else {
+            const flt_ops_t *ops = flt_lookup(cfg->kind);
+            if (!ops) {
+                snprintf(err, errlen, "route %s: filter %u is not built into this remora",
+                         route->name, i);
+                goto fail;
+            }
+            void *state = NULL;
+            if (ops->create && ops->create(cfg, route, &state, err, errlen) != 0) {
+                goto fail;
+            }
+            inst = rt_xcalloc(1, sizeof(*inst));
+            atomic_init(&inst->refs, 1);
+            inst->ops = ops;
+            inst->state = state;
         }
-        chain->links[chain->count].ops = ops;
-        chain->links[chain->count].state = state;
-        chain->count++;
+        chain->links[chain->count++] = (struct chain_link){
+            .ops = inst->ops, .state = inst->state, .inst = inst, .cfg = cfg, .ordinal = ordinal};
     }
     *out = chain;
     return 0;
@@ -66,15 +122,18 @@ fail:
     return -1;
 }
 
+unsigned flt_chain_carried(const flt_chain_t *chain)
+{
+    return chain->carried;
+}
+
 void flt_chain_free(flt_chain_t *chain)
 {
     if (!chain) {
         return;
     }
     for (unsigned i = 0; i < chain->count; i++) {
-        if (chain->links[i].ops->destroy) {
-            chain->links[i].ops->destroy(chain->links[i].state);
-        }
+        instance_unref(chain->links[i].inst);
     }
     free(chain);
 }

@@ -79,7 +79,11 @@ typedef struct flt_reply {
 typedef struct flt_ops {
     const char *name; /* YAML key: "fault" */
     cfg_filter_kind_t kind;
-    /** Builds per-route state from `cfg`. 0, or -1 with a message in `err`. */
+    /**
+     * Builds per-route state from `cfg`. 0, or -1 with a message in `err`.
+     * The state must not point into `cfg`: when a reload keeps the rule, the
+     * state outlives the config it was built from.
+     */
     int (*create)(const cfg_filter_t *cfg, const cfg_route_t *route, void **state, char *err,
                   size_t errlen);
     /** May park (a delaying filter sleeps its G). */
@@ -95,10 +99,16 @@ const flt_ops_t *flt_lookup(cfg_filter_kind_t kind);
 typedef struct flt_chain flt_chain_t;
 
 /**
- * Builds the chain of `route` (its `filters` in order). Returns 0 and
+ * Builds the chain of `route` (its `filters` in order). `prev` is the same
+ * route's chain in the config being replaced (NULL if none): each filter
+ * whose kind, position among filters of that kind, and rule are unchanged
+ * keeps prev's state. `prev` must stay alive during the call. Returns 0 and
  * `*out` (caller owns), or -1 with a message in `err`.
  */
-int flt_chain_new(const cfg_route_t *route, flt_chain_t **out, char *err, size_t errlen);
+int flt_chain_new(const cfg_route_t *route, const flt_chain_t *prev, flt_chain_t **out, char *err,
+                  size_t errlen);
+/** Returns how many filters of `chain` kept the state of the previous chain. */
+unsigned flt_chain_carried(const flt_chain_t *chain);
 void flt_chain_free(flt_chain_t *chain);
 
 /**

@@ -6,6 +6,9 @@
  * blocked stderr pipe cannot stall the data plane), and one writer G per log
  * batches lines into a single write() made as a blocking call (its P is
  * handed to another M meanwhile).
+ *
+ * A log stays open for the life of the process: configs naming the same
+ * target share it, so a reload neither reopens files nor loses queued lines.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -25,6 +28,7 @@ typedef struct log_line {
 } log_line_t;
 
 struct px_access_log {
+    char *target;
     int fd;
     rt_chan_t *lines;
     _Atomic uint64_t dropped;
@@ -33,6 +37,7 @@ struct px_access_log {
 };
 
 static px_access_log_t *_Atomic all_logs;
+static rt_mutex_t open_mu; /* serialises lookup-or-open */
 
 static void writer_main(void *arg)
 {
@@ -61,7 +66,7 @@ static void writer_main(void *arg)
     free(batch);
 }
 
-px_access_log_t *px_access_log_open(const char *target, char *err, size_t errlen)
+static px_access_log_t *open_new(const char *target, char *err, size_t errlen)
 {
     int fd = STDERR_FILENO;
     if (strcmp(target, "-") != 0) {
@@ -72,6 +77,7 @@ px_access_log_t *px_access_log_open(const char *target, char *err, size_t errlen
         }
     }
     px_access_log_t *log = rt_xcalloc(1, sizeof(*log));
+    log->target = rt_xstrdup(target);
     log->fd = fd;
     log->lines = rt_chan_new(sizeof(log_line_t), LOG_QUEUE);
     int rc = rt_go(writer_main, log);
@@ -79,6 +85,20 @@ px_access_log_t *px_access_log_open(const char *target, char *err, size_t errlen
     log->next = atomic_load(&all_logs);
     while (!atomic_compare_exchange_weak(&all_logs, &log->next, log)) {
     }
+    return log;
+}
+
+px_access_log_t *px_access_log_open(const char *target, char *err, size_t errlen)
+{
+    rt_mutex_lock(&open_mu);
+    px_access_log_t *log = atomic_load(&all_logs);
+    while (log && strcmp(log->target, target) != 0) {
+        log = log->next;
+    }
+    if (!log) {
+        log = open_new(target, err, errlen);
+    }
+    rt_mutex_unlock(&open_mu);
     return log;
 }
 

@@ -14,6 +14,12 @@
  * its first byte (trickling clients are cut off: 408 if part of a head came,
  * a silent close if nothing did); the idle timeout bounds the quiet time
  * between requests; the write timeout bounds each write's progress.
+ *
+ * Reloads: each request holds the config snapshot current when its first
+ * byte was read, from its head to its last byte (an upgraded tunnel holds it
+ * for its life); the next request on the connection takes the snapshot then
+ * current. When a reload removed the connection's listener, its requests are
+ * served by the last snapshot that had it, with "Connection: close".
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -88,9 +94,7 @@ static void conn_close(px_conn_t *c)
     rt_netfd_close(c->nfd);
     px_buf_destroy(&c->buf);
     free(c);
-    char token = 0;
-    int rc = rt_chan_send(l->conn_slots, &token, RT_NOWAIT);
-    RT_CHECK(rc == RT_OK, "listener connection slots overflow");
+    px_listener_conn_closed(l);
 }
 
 /*
@@ -125,7 +129,7 @@ static void access_log(px_ctx_t *ctx, rt_time_t end)
                                                      : "-",
                      ctx->request_id[0] ? ctx->request_id : "-");
     if (n > 0) {
-        px_access_log_line(ctx->conn->l->log, line,
+        px_access_log_line(ctx->conn->lv->log, line,
                            (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
     }
 }
@@ -161,7 +165,7 @@ static void reply_local(px_ctx_t *ctx, int status, px_reason_t reason, const cha
 /* Serves one parsed request from routing to the last response byte. May park. */
 static void serve_request(px_conn_t *c, const px_request_t *req)
 {
-    px_listener_t *l = c->l;
+    const px_lview_t *lv = c->lv;
     px_ctx_t ctx;
     memset(&ctx, 0, PX_CTX_ZEROED);
     ctx.request_id[0] = '\0';
@@ -175,10 +179,10 @@ static void serve_request(px_conn_t *c, const px_request_t *req)
     ctx.flt.method = ctx.method;
     ctx.flt.path = ctx.path;
 
-    if (!req->keep_alive || atomic_load(&l->srv->draining)) {
+    if (!req->keep_alive || atomic_load(&c->l->srv->draining)) {
         c->close_after = true;
     }
-    const px_route_t *route = px_router_match(l, req);
+    const px_route_t *route = px_router_match(lv, req);
     if (!route) {
         ctx.flt.route = "";
         reply_local(&ctx, 404, PX_REASON_NO_ROUTE, px_reason_name(PX_REASON_NO_ROUTE), 0);
@@ -214,15 +218,15 @@ complete:;
     ctx.req = NULL; /* its header pointers may be stale after body streaming */
     flt_chain_on_complete(route->chain, &ctx.flt, &done, ctx.flt_ran);
     unsigned which = ctx.backend ? (unsigned)(ctx.backend - route->backends) : route->nbackends;
-    px_stats_record(&route->stats[which], ctx.status, done.latency_ns);
-    if (l->log) {
+    px_stats_record(route->stats[which], ctx.status, done.latency_ns);
+    if (lv->log) {
         access_log(&ctx, end);
     }
     return;
 done:;
     rt_time_t now = rt_now();
-    px_stats_record(&l->no_route, ctx.status, now - ctx.flt.start);
-    if (l->log) {
+    px_stats_record(lv->no_route, ctx.status, now - ctx.flt.start);
+    if (lv->log) {
         access_log(&ctx, now);
     }
 }
@@ -243,13 +247,70 @@ static void conn_idle(px_conn_t *c)
 }
 
 /*
+ * Reads the rest of a request head (its first bytes are buffered): it must
+ * arrive within read_timeout. True with `req` parsed; false when the
+ * connection was answered with an error and closed. May park.
+ */
+static bool read_head(px_conn_t *c, px_request_t *req)
+{
+    const px_lview_t *lv = c->lv;
+    const size_t max_head = lv->limits.max_head_bytes + 1;
+    size_t prev_len = 0;
+    rt_time_t deadline = rt_deadline_in(lv->cfg->read_timeout);
+    for (;;) {
+        size_t len = px_buf_len(&c->buf);
+        px_http1_err_t err =
+            px_http1_parse_request(px_buf_head(&c->buf), len, prev_len, &lv->limits, req);
+        if (err == PX_HTTP1_OK) {
+            return true;
+        }
+        if (err != PX_HTTP1_INCOMPLETE) {
+            px_reason_t reason = px_reason_of_http1_error(err);
+            (void)px_reply(c, px_http1_error_status(err), px_reason_name(reason), true, NULL, 0, 0,
+                           false);
+            conn_linger_close(c);
+            return false;
+        }
+        prev_len = len;
+        ssize_t n = px_buf_fill(&c->buf, c->nfd, max_head, deadline);
+        if (n > 0) {
+            continue;
+        }
+        if (n == -ENOBUFS) {
+            (void)px_reply(c, 431, px_reason_name(PX_REASON_HEADERS_TOO_LARGE), true, NULL, 0, 0,
+                           false);
+            conn_linger_close(c);
+        } else if (n == RT_ETIMEDOUT) {
+            (void)px_reply(c, 408, px_reason_name(PX_REASON_REQUEST_TIMEOUT), true, NULL, 0, 0,
+                           false);
+            conn_linger_close(c);
+        } else {
+            conn_close(c); /* EOF or reset mid-head */
+        }
+        return false;
+    }
+}
+
+/* The view of the connection's listener in `hold`'s snapshot, or in the last one that had it. */
+static const px_lview_t *listener_view(px_conn_t *c, const px_hold_t *hold)
+{
+    const px_lview_t *lv = px_snapshot_view(hold->snap, c->l);
+    if (!lv) {
+        /* A reload removed the listener: it set `last` before publishing. */
+        px_snapshot_t *last = atomic_load(&c->l->last);
+        RT_CHECK(last != NULL, "a connection's listener is in no snapshot");
+        lv = px_snapshot_view(last, c->l);
+        c->close_after = true; /* its listener is gone: no more requests here */
+    }
+    return lv;
+}
+
+/*
  * The keep-alive loop. Returns when the connection is closed or handed to
  * the netpoller to idle. May park.
  */
 static void conn_loop(px_conn_t *c)
 {
-    px_listener_t *l = c->l;
-    const size_t max_head = l->limits.max_head_bytes + 1;
     for (;;) {
         /* The next request's first bytes: never park a G for them. */
         if (px_buf_len(&c->buf) == 0) {
@@ -260,7 +321,7 @@ static void conn_loop(px_conn_t *c)
             if (!c->buf.data) {
                 px_buf_init(&c->buf, PX_BUF_SIZE);
             }
-            ssize_t n = px_buf_fill(&c->buf, c->nfd, max_head, RT_NOWAIT);
+            ssize_t n = px_buf_fill(&c->buf, c->nfd, PX_BUF_SIZE, RT_NOWAIT);
             if (n == RT_EAGAIN) {
                 conn_idle(c); /* a wake-up with nothing to read, or none yet */
                 return;
@@ -271,52 +332,27 @@ static void conn_loop(px_conn_t *c)
             }
         }
 
-        /* The rest of the head must arrive within read_timeout of its first byte. */
+        /* From its first byte to its last, a request sees one snapshot. */
+        px_hold_t hold;
+        px_snapshot_hold(c->l->srv, &hold);
+        c->lv = listener_view(c, &hold);
         px_request_t req;
-        size_t prev_len = 0;
-        rt_time_t deadline = rt_deadline_in(l->cfg->read_timeout);
-        for (;;) {
-            size_t len = px_buf_len(&c->buf);
-            px_http1_err_t err =
-                px_http1_parse_request(px_buf_head(&c->buf), len, prev_len, &l->limits, &req);
-            if (err == PX_HTTP1_OK) {
-                break;
-            }
-            if (err != PX_HTTP1_INCOMPLETE) {
-                px_reason_t reason = px_reason_of_http1_error(err);
-                (void)px_reply(c, px_http1_error_status(err), px_reason_name(reason), true, NULL, 0,
-                               0, false);
-                conn_linger_close(c);
-                return;
-            }
-            prev_len = len;
-            ssize_t n = px_buf_fill(&c->buf, c->nfd, max_head, deadline);
-            if (n > 0) {
-                continue;
-            }
-            if (n == -ENOBUFS) {
-                (void)px_reply(c, 431, px_reason_name(PX_REASON_HEADERS_TOO_LARGE), true, NULL, 0,
-                               0, false);
-                conn_linger_close(c);
-            } else if (n == RT_ETIMEDOUT) {
-                (void)px_reply(c, 408, px_reason_name(PX_REASON_REQUEST_TIMEOUT), true, NULL, 0, 0,
-                               false);
-                conn_linger_close(c);
-            } else {
-                conn_close(c); /* EOF or reset mid-head */
-            }
+        if (!read_head(c, &req)) {
+            px_snapshot_drop(&hold);
             return;
         }
-
-        atomic_fetch_add(&l->srv->active, 1);
+        atomic_fetch_add(&c->l->srv->active, 1);
         serve_request(c, &req);
-        atomic_fetch_sub(&l->srv->active, 1);
+        atomic_fetch_sub(&c->l->srv->active, 1);
+        int64_t idle_timeout = c->lv->cfg->idle_timeout;
+        c->lv = NULL;
+        px_snapshot_drop(&hold);
 
         if (c->close_after) {
             conn_close(c);
             return;
         }
-        c->wait_deadline = rt_deadline_in(l->cfg->idle_timeout);
+        c->wait_deadline = rt_deadline_in(idle_timeout);
     }
 }
 
@@ -340,7 +376,10 @@ void px_conn_serve(px_listener_t *l, rt_netfd_t *nfd, const struct sockaddr_stor
     px_conn_t *c = rt_xcalloc(1, sizeof(*c));
     c->l = l;
     c->nfd = nfd;
-    c->wait_deadline = rt_deadline_in(l->cfg->read_timeout); /* for the first request */
+    px_hold_t hold;
+    const px_lview_t *lv = px_snapshot_view(px_snapshot_hold(l->srv, &hold), l);
+    c->wait_deadline = rt_deadline_in(lv ? lv->cfg->read_timeout : 0); /* for the first request */
+    px_snapshot_drop(&hold);
     if (peer->ss_family == AF_INET) {
         inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, c->client_ip,
                   sizeof(c->client_ip));

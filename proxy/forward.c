@@ -157,7 +157,7 @@ static body_result_t stream_length_body(exchange_t *x)
 static body_result_t stream_chunked_body(exchange_t *x)
 {
     px_buf_t *b = &x->c->buf;
-    uint64_t limit = x->c->l->limits.max_body_bytes;
+    uint64_t limit = x->c->lv->limits.max_body_bytes;
     px_chunked_t dec;
     px_chunked_init(&dec);
     while (!dec.done) {
@@ -380,7 +380,7 @@ static void tunnel_copy_g(void *arg)
 static void tunnel(exchange_t *x)
 {
     rt_chan_t *done = rt_chan_new(1, 2);
-    int64_t idle = x->c->l->cfg->idle_timeout;
+    int64_t idle = x->c->lv->cfg->idle_timeout;
     tunnel_half_t down = {x->up->nfd, x->c->nfd, &x->up->buf, idle, done};
     tunnel_half_t up = {x->c->nfd, x->up->nfd, &x->c->buf, idle, done};
     int waits = 1;
@@ -523,7 +523,7 @@ void px_forward(px_ctx_t *ctx)
     const px_request_t *req = ctx->req;
     px_conn_t *c = ctx->conn;
     const cfg_route_t *rcfg = ctx->route->cfg;
-    const cfg_listener_t *lcfg = c->l->cfg;
+    const cfg_listener_t *lcfg = c->lv->cfg;
     exchange_t x = {
         .ctx = ctx,
         .c = c,

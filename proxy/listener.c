@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * listener.c - the server: live listeners, routes and clusters built from a
- * config; one accept G per listener; and the graceful drain.
+ * listener.c - listening sockets and the graceful drain.
  *
- * A listener admits at most max_connections connections: its accept G takes
- * a token from `conn_slots` before each accept and a connection gives it back
- * when it closes, so connections beyond the limit wait in the kernel's
- * backlog while the admitted ones keep working.
+ * A listener is identified by its address and lives across reloads while
+ * some config has that address: a reload that keeps it keeps the socket
+ * (no connection in the kernel's backlog is lost); one that drops it stops
+ * accepting, while the connections it accepted go on. One accept G per
+ * listener.
+ *
+ * A listener admits at most max_connections connections (of the current
+ * config): the accept G waits for room before each accept, and a
+ * connection closing while the listener is full wakes it through `room`, so
+ * connections beyond the limit wait in the kernel's backlog while the
+ * admitted ones keep working. A counter rather than a channel of tokens, so
+ * a reload can change the limit.
  *
  * Drain (SIGTERM, POST /drain): stop accepting (listening sockets closed),
  * report not-ready, let requests in flight finish - kept-alive connections
@@ -16,160 +23,136 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "proxy/proxy.h"
 
-static int build_route(px_server_t *srv, px_route_t *r, const cfg_route_t *cfg, char *err,
-                       size_t errlen)
+px_listener_t *px_listener_open(px_server_t *srv, const cfg_listener_t *cfg, char *err,
+                                size_t errlen)
 {
-    r->cfg = cfg;
-    r->backends = rt_xcalloc(cfg->backends_count, sizeof(*r->backends));
-    r->nbackends = cfg->backends_count;
-    r->stats = rt_xcalloc(cfg->backends_count + 1, sizeof(*r->stats));
-    for (unsigned i = 0; i < cfg->backends_count; i++) {
-        const cfg_backend_t *b = &cfg->backends[i];
-        r->backends[i].name = b->name;
-        r->backends[i].weight = b->weight;
-        r->backends[i].cluster = px_server_cluster(srv, b->cluster);
-        if (!r->backends[i].cluster) {
-            snprintf(err, errlen, "route %s: backend %s names unknown cluster %s", cfg->name,
-                     b->name, b->cluster);
-            return -1;
-        }
-        r->total_weight += b->weight;
-    }
-    if (r->total_weight == 0) {
-        snprintf(err, errlen, "route %s: backend weights sum to 0", cfg->name);
-        return -1;
-    }
-    return flt_chain_new(cfg, &r->chain, err, errlen);
-}
-
-static int open_listener(px_server_t *srv, px_listener_t *l, const cfg_listener_t *cfg, char *err,
-                         size_t errlen)
-{
-    l->cfg = cfg;
-    l->srv = srv;
-    l->limits.max_head_bytes = cfg->max_header_bytes;
-    l->limits.max_headers = cfg->max_headers;
-    l->limits.max_body_bytes = cfg->max_request_body;
-    l->routes = rt_xcalloc(cfg->routes_count ? cfg->routes_count : 1, sizeof(*l->routes));
-    l->nroutes = cfg->routes_count;
-    for (unsigned i = 0; i < cfg->routes_count; i++) {
-        if (build_route(srv, &l->routes[i], &cfg->routes[i], err, errlen) != 0) {
-            return -1;
-        }
-    }
-    if (cfg->access_log[0]) {
-        l->log = px_access_log_open(cfg->access_log, err, errlen);
-        if (!l->log) {
-            return -1;
-        }
-    }
-    l->conn_slots = rt_chan_new(1, cfg->max_connections);
-    for (uint64_t i = 0; i < cfg->max_connections; i++) {
-        char token = 0;
-        int rc = rt_chan_send(l->conn_slots, &token, RT_NOWAIT);
-        RT_CHECK(rc == RT_OK, "listener slots full at creation");
-    }
     struct sockaddr_storage ss;
     socklen_t len;
+    rt_netfd_t *nfd = NULL;
     int rc = rt_sockaddr_parse(cfg->address, &ss, &len);
     if (rc == RT_OK) {
-        rc = rt_listen((const struct sockaddr *)&ss, len, 4096, &l->nfd);
+        rc = rt_listen((const struct sockaddr *)&ss, len, 4096, &nfd);
     }
     if (rc != RT_OK) {
-        snprintf(err, errlen, "listener %s: cannot listen on %s: %s", cfg->name, cfg->address,
-                 rt_strerror(rc));
-        return -1;
+        snprintf(err, errlen, "cannot listen on %s: %s", cfg->address, rt_strerror(rc));
+        return NULL;
     }
-    return 0;
+    px_listener_t *l = rt_xcalloc(1, sizeof(*l));
+    l->srv = srv;
+    snprintf(l->address, sizeof(l->address), "%s", cfg->address);
+    snprintf(l->name, sizeof(l->name), "%s", cfg->name);
+    l->nfd = nfd;
+    atomic_init(&l->refs, 1);
+    atomic_init(&l->max_conns, cfg->max_connections);
+    l->room = rt_chan_new(1, 1);
+    return l;
 }
 
-px_cluster_t *px_server_cluster(px_server_t *srv, const char *name)
+void px_listener_unref(px_listener_t *l)
 {
-    for (unsigned i = 0; i < srv->nclusters; i++) {
-        if (strcmp(srv->clusters[i].cfg->name, name) == 0) {
-            return &srv->clusters[i];
-        }
+    if (atomic_fetch_sub(&l->refs, 1) != 1) {
+        return;
     }
-    return NULL;
+    px_snapshot_unref(atomic_load(&l->last));
+    rt_chan_free(l->room);
+    free(l);
 }
 
-int px_server_open(px_server_t *srv, cfg_config_t *cfg, const char *yaml, char *err, size_t errlen)
+/* Waits until the listener may admit one more connection. False once it stops. */
+static bool wait_for_room(px_listener_t *l)
 {
-    memset(srv, 0, sizeof(*srv));
-    srv->cfg = cfg;
-    srv->config_text = yaml;
-    srv->generation = 1;
-    srv->clusters =
-        rt_xcalloc(cfg->clusters_count ? cfg->clusters_count : 1, sizeof(*srv->clusters));
-    for (unsigned i = 0; i < cfg->clusters_count; i++) {
-        if (px_cluster_open(&srv->clusters[i], &cfg->clusters[i], err, errlen) != 0) {
-            return -1;
+    while (atomic_load(&l->conns) >= (int64_t)atomic_load(&l->max_conns)) {
+        if (atomic_load(&l->closing)) {
+            return false;
         }
-        srv->nclusters++;
+        char token;
+        /* Bounded: a limit raised by a reload sends no wake-up. */
+        (void)rt_chan_recv(l->room, &token, rt_deadline_in(100 * RT_MSEC));
     }
-    srv->listeners =
-        rt_xcalloc(cfg->listeners_count ? cfg->listeners_count : 1, sizeof(*srv->listeners));
-    for (unsigned i = 0; i < cfg->listeners_count; i++) {
-        if (open_listener(srv, &srv->listeners[i], &cfg->listeners[i], err, errlen) != 0) {
-            return -1;
-        }
-        srv->nlisteners++;
-    }
-    return px_admin_open(srv, err, errlen);
+    return !atomic_load(&l->closing);
 }
 
+/*
+ * The accept G owns the socket and is the one to close it: a socket closed
+ * under a G about to accept could be recycled for another one. Stopping
+ * shuts the socket down, which wakes the accept; the deadline bounds the
+ * wait should a wake-up be missed.
+ */
 static void accept_loop(void *arg)
 {
     px_listener_t *l = arg;
-    for (;;) {
-        char token;
-        if (rt_chan_recv(l->conn_slots, &token, RT_FOREVER) != RT_OK) {
-            return;
-        }
+    while (wait_for_room(l)) {
         rt_netfd_t *nfd;
         struct sockaddr_storage peer;
-        int rc = rt_accept(l->nfd, &nfd, &peer, RT_FOREVER);
+        int rc = rt_accept(l->nfd, &nfd, &peer, rt_deadline_in(RT_SEC));
         if (rc == RT_OK) {
+            atomic_fetch_add(&l->conns, 1);
+            atomic_fetch_add(&l->refs, 1);
             px_conn_serve(l, nfd, &peer);
             continue;
         }
-        token = 0;
-        (void)rt_chan_send(l->conn_slots, &token, RT_NOWAIT);
-        if (rc == RT_ECLOSED || atomic_load(&l->srv->draining)) {
-            return;
+        if (atomic_load(&l->closing)) {
+            break;
         }
-        /* EMFILE and friends: back off instead of spinning on the error. */
-        rt_log(RT_LOG_WARN, "listener %s: accept: %s", l->cfg->name, rt_strerror(rc));
-        rt_sleep(10 * RT_MSEC);
+        if (rc != RT_ETIMEDOUT) {
+            /* EMFILE and friends: back off instead of spinning on the error. */
+            rt_log(RT_LOG_WARN, "listener %s: accept: %s", l->name, rt_strerror(rc));
+            rt_sleep(10 * RT_MSEC);
+        }
+    }
+    rt_netfd_close(l->nfd);
+    px_listener_unref(l);
+}
+
+void px_listener_start(px_listener_t *l)
+{
+    atomic_fetch_add(&l->refs, 1);
+    int rc = rt_go(accept_loop, l);
+    RT_CHECK(rc == RT_OK, "cannot start an accept loop");
+    rt_log(RT_LOG_INFO, "listener %s on %s", l->name, l->address);
+}
+
+void px_listener_discard(px_listener_t *l)
+{
+    rt_netfd_close(l->nfd);
+    px_listener_unref(l);
+}
+
+void px_listener_stop(px_listener_t *l)
+{
+    bool expected = false;
+    if (atomic_compare_exchange_strong(&l->closing, &expected, true)) {
+        shutdown(rt_netfd_fd(l->nfd), SHUT_RDWR);
     }
 }
 
-void px_server_start(px_server_t *srv)
+void px_listener_conn_closed(px_listener_t *l)
 {
-    for (unsigned i = 0; i < srv->nclusters; i++) {
-        px_cluster_start(&srv->clusters[i]);
+    int64_t before = atomic_fetch_sub(&l->conns, 1);
+    if (before >= (int64_t)atomic_load(&l->max_conns)) {
+        char token = 0;
+        (void)rt_chan_send(l->room, &token, RT_NOWAIT); /* a wake-up already queued will do */
     }
-    for (unsigned i = 0; i < srv->nlisteners; i++) {
-        px_listener_t *l = &srv->listeners[i];
-        int rc = rt_go(accept_loop, l);
-        RT_CHECK(rc == RT_OK, "cannot start an accept loop");
-        rt_log(RT_LOG_INFO, "listener %s on %s", l->cfg->name, l->cfg->address);
-    }
-    px_admin_start(srv);
+    px_listener_unref(l);
 }
 
 static void drain_main(void *arg)
 {
     px_server_t *srv = arg;
     rt_log(RT_LOG_INFO, "draining: no new connections; finishing requests in flight");
+    rt_mutex_lock(&srv->reload_mu); /* a reload in progress finishes first; none starts after */
     for (unsigned i = 0; i < srv->nlisteners; i++) {
-        rt_netfd_close(srv->listeners[i].nfd);
+        px_listener_stop(srv->listeners[i]);
     }
-    rt_time_t deadline = rt_deadline_in(srv->cfg->drain_timeout);
+    rt_mutex_unlock(&srv->reload_mu);
+    px_hold_t hold;
+    rt_time_t deadline = rt_deadline_in(px_snapshot_hold(srv, &hold)->cfg->drain_timeout);
+    px_snapshot_drop(&hold);
     while (atomic_load(&srv->active) > 0 && rt_now() < deadline) {
         rt_sleep(5 * RT_MSEC);
     }

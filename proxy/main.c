@@ -2,7 +2,8 @@
 /*
  * main.c - the remora binary: parses argv, loads and validates the config,
  * then runs the proxy on the runtime until a drain ends the process.
- *   remora [-c FILE] [--check]   serve FILE, or the embedded default (or only validate)
+ *   remora [-c FILE [--watch]] [--check]   serve FILE (reloading it when it
+ *                                changes), or the embedded default (or only validate)
  *   remora --print-default       print the embedded default config
  *   remora --version
  */
@@ -18,39 +19,20 @@
 typedef struct run_state {
     cfg_config_t *cfg;
     char *yaml; /* the config's text, served by GET /config */
+    const char *path; /* -c FILE, or NULL */
+    bool watch;
     px_server_t srv;
     int exit_code;
 } run_state_t;
 
-/* The whole file as a string, or NULL. */
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        return NULL;
-    }
-    size_t cap = 4096, len = 0;
-    char *buf = rt_xmalloc(cap);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len == 1) {
-            cap *= 2;
-            buf = rt_xrealloc(buf, cap);
-        }
-    }
-    fclose(f);
-    buf[len] = '\0';
-    return buf;
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: remora [-c FILE] [--check]\n"
+            "usage: remora [-c FILE [--watch]] [--check]\n"
             "       remora --print-default | --version\n"
             "  -c, --config FILE  the YAML config (shared/DESIGN.md); without it, the\n"
             "                     embedded default (proxy 0.0.0.0:10000, admin 127.0.0.1:9901)\n"
+            "      --watch        reload FILE whenever it changes (also: SIGHUP, POST /reload)\n"
             "      --check        validate the config, print its problems, exit 0 or 1\n"
             "      --print-default  print the embedded default config\n");
 }
@@ -59,13 +41,15 @@ static void main_g(void *arg)
 {
     run_state_t *st = arg;
     char err[512];
-    if (px_server_open(&st->srv, st->cfg, st->yaml, err, sizeof(err)) != 0) {
+    if (px_server_open(&st->srv, st->cfg, st->yaml, st->path, err, sizeof(err)) != 0) {
         fprintf(stderr, "remora: %s\n", err);
         st->exit_code = 1;
         return;
     }
     px_signals_start(&st->srv);
-    px_server_start(&st->srv);
+    if (st->watch) {
+        px_watch_start(&st->srv);
+    }
     rt_log(RT_LOG_INFO, "remora %s serving (%d procs)", REMORA_VERSION, rt_procs());
     /* Serve until a drain exits the process. */
     rt_chan_t *forever = rt_chan_new(1, 0);
@@ -77,10 +61,11 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
         {"version", no_argument, NULL, 'V'},      {"print-default", no_argument, NULL, 'D'},
-        {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0},
+        {"help", no_argument, NULL, 'h'},         {"watch", no_argument, NULL, 'w'},
+        {0, 0, 0, 0},
     };
     const char *file = NULL;
-    bool check_only = false;
+    bool check_only = false, watch = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (opt) {
@@ -89,6 +74,9 @@ int main(int argc, char **argv)
             break;
         case 'k':
             check_only = true;
+            break;
+        case 'w':
+            watch = true;
             break;
         case 'V':
             printf("remora %s\n", REMORA_VERSION);
@@ -104,15 +92,15 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || (watch && !file)) {
         usage(stderr);
         return 2;
     }
 
-    run_state_t st = {0};
+    run_state_t st = {.path = file, .watch = watch};
     cfg_errors_t errs = {0};
     const char *name = file ? file : "(embedded default)";
-    st.yaml = file ? read_file(file) : rt_xstrdup(cfg_default_yaml());
+    st.yaml = file ? px_read_file(file, NULL) : rt_xstrdup(cfg_default_yaml());
     int rc = st.yaml ? cfg_load_data(st.yaml, strlen(st.yaml), &st.cfg, &errs)
                      : cfg_load_file(file, &st.cfg, &errs); /* reports why it is unreadable */
     if (rc != 0) {

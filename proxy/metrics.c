@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * metrics.c - request statistics and their Prometheus text exposition
- * (format 0.0.4), served by GET /metrics. Label sets are fixed by the config
- * (listener, route, backend), so there is no registry: each route holds one
- * px_stats_t per backend, updated with relaxed atomic adds on the request's
- * way out, and the exposition walks the live objects. Counters are
- * monotonic; readers may see a request counted in one series a moment
- * before another, which Prometheus tolerates.
+ * (format 0.0.4), served by GET /metrics. A series is named by (listener,
+ * route, backend); its px_stats_t lives in a registry keyed by those names,
+ * outside any snapshot, so counters go on across reloads. Routes point at
+ * their stats, updated with relaxed atomic adds on the request's way out;
+ * the registry is only searched when a snapshot is built. The exposition
+ * walks the current snapshot. Counters are monotonic; readers may see a
+ * request counted in one series a moment before another, which Prometheus
+ * tolerates.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +22,57 @@ static const uint64_t bucket_us[PX_LATENCY_BUCKETS] = {
     500,    1000,   2500,   5000,    10000,   25000,   50000,
     100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
+
+#define REGISTRY_BUCKETS 1024
+
+typedef struct stats_entry {
+    struct stats_entry *next;
+    char *listener, *route, *backend;
+    px_stats_t stats;
+} stats_entry_t;
+
+struct px_stats_registry {
+    stats_entry_t *buckets[REGISTRY_BUCKETS];
+};
+
+static uint64_t hash_names(const char *a, const char *b, const char *c)
+{
+    uint64_t h = 1469598103934665603ull;
+    const char *parts[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        for (const char *p = parts[i]; *p; p++) {
+            h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        }
+        h = (h ^ 0xff) * 1099511628211ull; /* separator: ("ab","") differs from ("a","b") */
+    }
+    return h;
+}
+
+px_stats_t *px_stats_for(px_server_t *srv, const char *listener, const char *route,
+                         const char *backend)
+{
+    rt_mutex_lock(&srv->stats_mu);
+    if (!srv->stats) {
+        srv->stats = rt_xcalloc(1, sizeof(*srv->stats));
+    }
+    stats_entry_t **bucket = &srv->stats->buckets[hash_names(listener, route, backend) %
+                                                  REGISTRY_BUCKETS];
+    stats_entry_t *e = *bucket;
+    while (e && (strcmp(e->listener, listener) != 0 || strcmp(e->route, route) != 0 ||
+                 strcmp(e->backend, backend) != 0)) {
+        e = e->next;
+    }
+    if (!e) {
+        e = rt_xcalloc(1, sizeof(*e));
+        e->listener = rt_xstrdup(listener);
+        e->route = rt_xstrdup(route);
+        e->backend = rt_xstrdup(backend);
+        e->next = *bucket;
+        *bucket = e;
+    }
+    rt_mutex_unlock(&srv->stats_mu);
+    return &e->stats;
+}
 
 void px_stats_record(px_stats_t *st, int status, int64_t latency_ns)
 {
@@ -102,30 +155,30 @@ static void put_histogram(out_t *o, const char *l, const char *r, const char *b,
         (unsigned long long)cum);
 }
 
-/* Calls `fn` for every (listener, route, backend) series, including the no-backend ones. */
-static void each_series(px_server_t *srv, out_t *o,
+/* Calls `fn` for every (listener, route, backend) series of `snap`, including the no-backend ones. */
+static void each_series(const px_snapshot_t *snap, out_t *o,
                         void (*fn)(out_t *, const char *, const char *, const char *,
                                    const px_stats_t *))
 {
-    for (unsigned i = 0; i < srv->nlisteners; i++) {
-        const px_listener_t *l = &srv->listeners[i];
-        fn(o, l->cfg->name, "", "", &l->no_route);
-        for (unsigned j = 0; j < l->nroutes; j++) {
-            const px_route_t *r = &l->routes[j];
+    for (unsigned i = 0; i < snap->nviews; i++) {
+        const px_lview_t *lv = &snap->views[i];
+        fn(o, lv->cfg->name, "", "", lv->no_route);
+        for (unsigned j = 0; j < lv->nroutes; j++) {
+            const px_route_t *r = &lv->routes[j];
             for (unsigned k = 0; k <= r->nbackends; k++) {
-                fn(o, l->cfg->name, r->cfg->name, k < r->nbackends ? r->backends[k].name : "",
-                   &r->stats[k]);
+                fn(o, lv->cfg->name, r->cfg->name, k < r->nbackends ? r->backends[k].name : "",
+                   r->stats[k]);
             }
         }
     }
 }
 
-static void put_upstreams(out_t *o, px_server_t *srv)
+static void put_upstreams(out_t *o, const px_snapshot_t *snap)
 {
     header(o, "remora_upstream_connections", "gauge",
            "Upstream connections per endpoint, by state (active: serving a request).");
-    for (unsigned i = 0; i < srv->nclusters; i++) {
-        px_cluster_t *cl = &srv->clusters[i];
+    for (unsigned i = 0; i < snap->nclusters; i++) {
+        px_cluster_t *cl = snap->clusters[i];
         rt_mutex_lock(&cl->mu);
         for (unsigned j = 0; j < cl->neps; j++) {
             px_endpoint_t *ep = cl->eps[j];
@@ -142,16 +195,16 @@ static void put_upstreams(out_t *o, px_server_t *srv)
     }
     header(o, "remora_upstream_pending_requests", "gauge",
            "Requests waiting for an upstream connection.");
-    for (unsigned i = 0; i < srv->nclusters; i++) {
+    for (unsigned i = 0; i < snap->nclusters; i++) {
         put(o, "remora_upstream_pending_requests{cluster=\"%s\"} %lld\n",
-            srv->clusters[i].cfg->name, (long long)atomic_load(&srv->clusters[i].pending));
+            snap->clusters[i]->cfg->name, (long long)atomic_load(&snap->clusters[i]->pending));
     }
     header(o, "remora_upstream_connect_failures_total", "counter",
-           "Upstream connects that failed or timed out.");
-    for (unsigned i = 0; i < srv->nclusters; i++) {
+           "Upstream connects that failed or timed out (since the cluster's config last changed).");
+    for (unsigned i = 0; i < snap->nclusters; i++) {
         put(o, "remora_upstream_connect_failures_total{cluster=\"%s\"} %llu\n",
-            srv->clusters[i].cfg->name,
-            (unsigned long long)atomic_load(&srv->clusters[i].connect_failures));
+            snap->clusters[i]->cfg->name,
+            (unsigned long long)atomic_load(&snap->clusters[i]->connect_failures));
     }
 }
 
@@ -179,22 +232,28 @@ static void put_runtime(out_t *o)
 
 char *px_metrics_text(px_server_t *srv, size_t *len)
 {
+    px_hold_t hold;
+    const px_snapshot_t *snap = px_snapshot_hold(srv, &hold);
     out_t o = {.data = rt_xmalloc(8192), .cap = 8192};
     header(&o, "remora_requests_total", "counter",
            "Requests by listener, route, backend and status class (none: no status sent).");
-    each_series(srv, &o, put_requests);
+    each_series(snap, &o, put_requests);
     header(&o, "remora_requests_in_flight", "gauge", "Requests being served.");
     put(&o, "remora_requests_in_flight %lld\n", (long long)atomic_load(&srv->active));
     header(&o, "remora_request_duration_seconds", "histogram",
            "Request duration from a complete head to the last byte.");
-    each_series(srv, &o, put_histogram);
-    put_upstreams(&o, srv);
+    each_series(snap, &o, put_histogram);
+    put_upstreams(&o, snap);
     header(&o, "remora_config_generation", "gauge", "Generation of the running config.");
-    put(&o, "remora_config_generation %llu\n", (unsigned long long)srv->generation);
+    put(&o, "remora_config_generation %llu\n", (unsigned long long)snap->generation);
     header(&o, "remora_config_reloads_total", "counter", "Config reloads by result.");
-    put(&o, "remora_config_reloads_total{result=\"success\"} 0\n"
-            "remora_config_reloads_total{result=\"failure\"} 0\n");
+    put(&o,
+        "remora_config_reloads_total{result=\"success\"} %llu\n"
+        "remora_config_reloads_total{result=\"failure\"} %llu\n",
+        (unsigned long long)atomic_load(&srv->reloads_ok),
+        (unsigned long long)atomic_load(&srv->reloads_failed));
     put_runtime(&o);
+    px_snapshot_drop(&hold);
     *len = o.len;
     return o.data;
 }

@@ -117,7 +117,10 @@ typedef struct px_upconn {
 
 struct px_cluster {
     const cfg_cluster_t *cfg;
-    rt_mutex_t mu; /* protects eps/neps (DNS refresh replaces them) */
+    cfg_config_t *doc;  /* a reference to the config `cfg` lives in */
+    _Atomic int users;  /* snapshots using the cluster; the last one closes it */
+    _Atomic int refs;   /* memory: one for all users, one for a running DNS refresher */
+    rt_mutex_t mu;      /* protects eps/neps (DNS refresh replaces them) */
     px_endpoint_t **eps;
     unsigned neps;
     _Atomic uint64_t rr;     /* round-robin cursor */
@@ -125,12 +128,23 @@ struct px_cluster {
     _Atomic uint64_t connect_failures;
     _Atomic bool stop; /* ends the DNS refresher */
     bool has_names;    /* some endpoint is a host name: refresh periodically */
+    bool started;      /* px_cluster_start ran (it is called once per snapshot using it) */
 };
 
-/** Builds the cluster and resolves its endpoints (may park: getaddrinfo off the P). */
-int px_cluster_open(px_cluster_t *cl, const cfg_cluster_t *cfg, char *err, size_t errlen);
-/** Starts the periodic DNS refresher when some endpoint is a name. */
+/**
+ * Builds a cluster with one user from `cfg`, which lives in `doc` (retained;
+ * NULL in unit tests), and resolves its endpoints (may park: getaddrinfo off
+ * the P). NULL + message on a malformed endpoint.
+ */
+px_cluster_t *px_cluster_open(const cfg_cluster_t *cfg, cfg_config_t *doc, char *err,
+                              size_t errlen);
+/** Starts the periodic DNS refresher when some endpoint is a name (once; later calls do nothing).
+ * Called under the server's reload lock. */
 void px_cluster_start(px_cluster_t *cl);
+/** Adds a user (a snapshot that keeps the cluster across a reload). */
+void px_cluster_use(px_cluster_t *cl);
+/** Drops a user; the last one closes the cluster and frees it once nothing touches it. */
+void px_cluster_unuse(px_cluster_t *cl);
 /** Stops the refresher (it ends at its next wake-up) and retires every endpoint. */
 void px_cluster_close(px_cluster_t *cl);
 /** Re-resolves the endpoints now, keeping the unchanged ones (what the refresher does). May park.
@@ -196,13 +210,14 @@ typedef struct px_route {
     unsigned nbackends;
     uint64_t total_weight;
     flt_chain_t *chain;
-    px_stats_t *stats; /* one per backend, then one for requests answered without a backend */
+    px_stats_t **stats; /* one per backend, then one for requests answered without a backend */
 } px_route_t;
 
 typedef struct px_listener px_listener_t;
+typedef struct px_lview px_lview_t;
 
-/** Returns the first route of `l` matching `req`, or NULL. */
-const px_route_t *px_router_match(const px_listener_t *l, const px_request_t *req);
+/** Returns the first route of `lv` matching `req`, or NULL. */
+const px_route_t *px_router_match(const px_lview_t *lv, const px_request_t *req);
 /** Picks a backend at random by weight. */
 const px_backend_t *px_route_pick(const px_route_t *r);
 /** Returns the backend named `name`, or NULL. */
@@ -212,68 +227,193 @@ const px_backend_t *px_route_backend(const px_route_t *r, const char *name);
 
 typedef struct px_access_log px_access_log_t;
 
-/** Opens "-" (stderr) or a file, with a writer G. NULL + message on error. */
+/** Returns the log of "-" (stderr) or a file, opening it with a writer G the first time. NULL +
+ * message on error. */
 px_access_log_t *px_access_log_open(const char *target, char *err, size_t errlen);
 /** Queues one line; drops it (counted) rather than block when the writer lags. */
 void px_access_log_line(px_access_log_t *log, const char *line, size_t len);
 /** Waits (until `deadline`) for every log's queued lines to be written. May park. */
 void px_access_log_flush_all(rt_time_t deadline);
 
-/* ---- server, listeners, connections ---- */
+/* ---- server, listeners, snapshots ---- */
 
 typedef struct px_server px_server_t;
+typedef struct px_snapshot px_snapshot_t;
 
+/**
+ * A listening socket, identified by its address, alive across reloads
+ * while some config has it (listener.c). Refcounted: the server's list,
+ * its accept G and each of its connections hold a reference.
+ */
 struct px_listener {
-    const cfg_listener_t *cfg;
     px_server_t *srv;
+    char address[64];
+    char name[64]; /* of the config that opened it, for logs */
     rt_netfd_t *nfd;
-    px_route_t *routes;
-    unsigned nroutes;
-    rt_chan_t *conn_slots; /* one token per connection allowed (max_connections) */
-    px_access_log_t *log;  /* NULL = off */
-    px_http1_limits_t limits;
-    px_stats_t no_route; /* requests that matched no route */
+    _Atomic int refs;
+    _Atomic int64_t conns;       /* open connections */
+    _Atomic uint64_t max_conns;  /* max_connections of the current config */
+    rt_chan_t *room;             /* capacity 1: a connection closed while the listener was full */
+    _Atomic bool closing;        /* removed by a reload (or draining): accept no more */
+    px_snapshot_t *_Atomic last; /* once removed: the last snapshot that had it (a reference) */
 };
 
-struct px_server {
+/** Opens (binds) a listener for `address`; not accepting until px_listener_start. */
+px_listener_t *px_listener_open(px_server_t *srv, const cfg_listener_t *cfg, char *err,
+                                size_t errlen);
+/** Starts its accept G, which closes the socket once stopped. */
+void px_listener_start(px_listener_t *l);
+/** Closes a listener that was never started and drops the caller's reference. */
+void px_listener_discard(px_listener_t *l);
+/** Stops accepting (the socket closes) without touching established connections. */
+void px_listener_stop(px_listener_t *l);
+/** Called by a connection of `l` as it closes: frees its place and its reference. */
+void px_listener_conn_closed(px_listener_t *l);
+void px_listener_unref(px_listener_t *l);
+
+/** A listener as one snapshot configures it. */
+struct px_lview {
+    const cfg_listener_t *cfg;
+    px_listener_t *l;
+    px_route_t *routes;
+    unsigned nroutes;
+    px_http1_limits_t limits;
+    px_access_log_t *log;  /* NULL = off; shared by every config naming its target */
+    px_stats_t *no_route;  /* requests that matched no route */
+};
+
+/**
+ * An immutable, validated config made live (snapshot.c): listener views with
+ * their routes and filter chains, the clusters they use, the YAML it came
+ * from. Requests hold the snapshot they started with; a reload publishes a
+ * new one and the old one is freed when its last holder lets go.
+ */
+struct px_snapshot {
+    _Atomic int refs;
+    uint64_t generation;
     cfg_config_t *cfg;
-    px_listener_t *listeners;
-    unsigned nlisteners;
-    px_cluster_t *clusters;
+    char *yaml; /* the config's text (GET /config) */
+    size_t yaml_len;
+    px_lview_t *views;
+    unsigned nviews;
+    px_cluster_t **clusters;
     unsigned nclusters;
+    char *admin_token; /* NULL = the admin API is open */
+};
+
+/** Problems found while making a config live (a bind failure...): path and message. */
+typedef struct px_build_error {
+    char path[128];
+    char message[256];
+} px_build_error_t;
+
+/**
+ * Builds the live objects of `cfg`, loaded from `yaml`; the snapshot takes
+ * both on success (the caller keeps them on failure). `listeners[i]` is the
+ * listening socket of cfg->listeners[i] (opened by the caller, not yet
+ * accepting). Objects whose config is unchanged from `prev` (NULL: none)
+ * are carried over: clusters with their pools, filters with their state.
+ * NULL + `err` on failure, with nothing changed. May park (DNS).
+ */
+px_snapshot_t *px_snapshot_build(px_server_t *srv, cfg_config_t *cfg, char *yaml, size_t yaml_len,
+                                 const px_snapshot_t *prev, px_listener_t *const *listeners,
+                                 px_build_error_t *err);
+void px_snapshot_ref(px_snapshot_t *s);
+void px_snapshot_unref(px_snapshot_t *s);
+/** Returns the view of `l` in `s`, or NULL when `s` has no listener at that address. */
+const px_lview_t *px_snapshot_view(const px_snapshot_t *s, const px_listener_t *l);
+/** Returns the route named `name` (first listener that has one), or NULL. */
+const px_route_t *px_snapshot_route(const px_snapshot_t *s, const char *name);
+
+/** A request's hold on the current snapshot. */
+typedef struct px_hold {
+    px_snapshot_t *snap;
+    rt_value_hold_t h;
+} px_hold_t;
+
+/** Holds the current snapshot (never parks). */
+px_snapshot_t *px_snapshot_hold(px_server_t *srv, px_hold_t *hold);
+void px_snapshot_drop(px_hold_t *hold);
+
+/** Statistics that outlive snapshots, one per (listener, route, backend) names (metrics.c). */
+px_stats_t *px_stats_for(px_server_t *srv, const char *listener, const char *route,
+                         const char *backend);
+
+struct px_server {
+    rt_value_t current;  /* px_snapshot_t *: the config being served */
+    rt_mutex_t reload_mu; /* serialises reloads, and the drain against them */
+    const char *config_path; /* -c FILE; NULL = the embedded default */
+    px_listener_t **listeners; /* under reload_mu: the current snapshot's */
+    unsigned nlisteners;
     rt_netfd_t *admin_nfd;
-    char *admin_token;       /* NULL = the admin API is open */
-    const char *config_text; /* the YAML being served (GET /config) */
-    uint64_t generation;     /* 1 for the config loaded at start */
+    char admin_address[64];
+    struct px_stats_registry *stats; /* under stats_mu */
+    rt_mutex_t stats_mu;
+    _Atomic uint64_t reloads_ok, reloads_failed;
     _Atomic bool draining;
     _Atomic int64_t active; /* connections serving a request right now */
 };
 
 /**
- * Builds live objects from `cfg` (loaded from `yaml`, retained for GET
- * /config) and binds every socket. 0, or -1 with a message. May park.
+ * Starts serving `cfg` (takes it and `yaml`; `path` is the -c file or NULL):
+ * builds the first snapshot (generation 1), binds and starts listeners, the
+ * admin API and the DNS refreshers. 0, or -1 with a message. May park.
  */
-int px_server_open(px_server_t *srv, cfg_config_t *cfg, const char *yaml, char *err, size_t errlen);
-/** Spawns the accept loops, the admin listener and the DNS refreshers. */
-void px_server_start(px_server_t *srv);
+int px_server_open(px_server_t *srv, cfg_config_t *cfg, char *yaml, const char *path, char *err,
+                   size_t errlen);
 /** Starts a graceful drain (idempotent): stop accepting, finish, exit 0. */
 void px_server_drain(px_server_t *srv);
-/** Returns the cluster named `name`, or NULL. */
-px_cluster_t *px_server_cluster(px_server_t *srv, const char *name);
 
-/** Serves `nfd` (takes ownership) accepted on `l` from `peer`, holding one of l->conn_slots. */
+/* ---- reloads (reload.c) ---- */
+
+/** What a reload did: applied (generation), or why not. */
+typedef struct px_reload {
+    int status;          /* HTTP-ish: 200 applied, 400 invalid, 409 no file, 503 draining */
+    uint64_t generation; /* of the snapshot serving afterwards */
+    cfg_errors_t errs;   /* the problems, for 400 */
+    char message[256];   /* a one-line summary */
+} px_reload_t;
+
+/**
+ * Makes the new config text of a reload from the current snapshot (e.g. the
+ * request body, the file, or the current YAML with weights edited). Returns
+ * 0 with `*yaml` (malloc'd), or sets res->status/message/errs and returns -1.
+ */
+typedef int px_edit_fn(const px_snapshot_t *cur, void *arg, char **yaml, size_t *len,
+                       px_reload_t *res);
+
+/**
+ * Applies one reload, serialised with every other: `edit` makes the text,
+ * it is loaded and validated, made live, and published atomically. A
+ * rejected config changes nothing. Fills `res` (free res->errs with
+ * cfg_errors_destroy). May park.
+ */
+void px_server_reload(px_server_t *srv, px_edit_fn *edit, void *arg, const char *origin,
+                      px_reload_t *res);
+/** Reloads the -c file (SIGHUP, POST /reload, --watch). */
+void px_server_reload_file(px_server_t *srv, const char *origin, px_reload_t *res);
+/** Reloads from `yaml` (PUT /config). */
+void px_server_reload_text(px_server_t *srv, const char *yaml, size_t len, px_reload_t *res);
+/** Reads a whole file (NUL-terminated; `*len` bytes unless NULL), or NULL. */
+char *px_read_file(const char *path, size_t *len);
+/** Watches the -c file with inotify and reloads it when it changes (--watch). */
+void px_watch_start(px_server_t *srv);
+
+/** Serves `nfd` (takes ownership) accepted on `l` from `peer`; the connection holds `l`. */
 void px_conn_serve(px_listener_t *l, rt_netfd_t *nfd, const struct sockaddr_storage *peer);
 
 /** Returns the Prometheus text exposition (version 0.0.4) of `srv`. Caller owns (free). */
 char *px_metrics_text(px_server_t *srv, size_t *len);
 
-/** Admin API on cfg->admin.address (admin.c). */
-int px_admin_open(px_server_t *srv, char *err, size_t errlen);
+/** Admin API on the admin address (admin.c). */
+int px_admin_open(px_server_t *srv, const cfg_config_t *cfg, char *err, size_t errlen);
 void px_admin_start(px_server_t *srv);
+/** Reads the bearer token of `path` (first line, trimmed). malloc'd, or NULL + message. */
+char *px_admin_read_token(const char *path, char *err, size_t errlen);
 
 /** Blocks SIGTERM/SIGINT/SIGHUP in the calling thread (call before rt_run) and ignores SIGPIPE. */
 void px_signals_block(void);
-/** Starts a G that turns SIGTERM/SIGINT into a drain. */
+/** Starts a G that turns SIGTERM/SIGINT into a drain and SIGHUP into a reload of the file. */
 void px_signals_start(px_server_t *srv);
 
 /* ---- one request (conn.c, forward.c, reply.c) ---- */
@@ -283,6 +423,7 @@ void px_signals_start(px_server_t *srv);
 /** A client connection while a G serves it. */
 typedef struct px_conn {
     px_listener_t *l;
+    const px_lview_t *lv; /* during a request: its listener as the request's snapshot has it */
     rt_netfd_t *nfd;
     px_buf_t buf; /* client bytes; freed while the connection idles */
     char client_ip[INET6_ADDRSTRLEN];

@@ -80,6 +80,6 @@ int px_reply(px_conn_t *c, int status, const char *reason, bool close, const px_
     if (len >= sizeof(out)) {
         return -ENOBUFS;
     }
-    ssize_t w = rt_write_all(c->nfd, out, len, rt_deadline_in(c->l->cfg->write_timeout));
+    ssize_t w = rt_write_all(c->nfd, out, len, rt_deadline_in(c->lv->cfg->write_timeout));
     return w < 0 ? (int)w : 0;
 }

@@ -66,11 +66,11 @@ static bool route_matches(const cfg_match_t *m, const px_request_t *req)
     return headers_match(m, req);
 }
 
-const px_route_t *px_router_match(const px_listener_t *l, const px_request_t *req)
+const px_route_t *px_router_match(const px_lview_t *lv, const px_request_t *req)
 {
-    for (unsigned i = 0; i < l->nroutes; i++) {
-        if (route_matches(&l->routes[i].cfg->match, req)) {
-            return &l->routes[i];
+    for (unsigned i = 0; i < lv->nroutes; i++) {
+        if (route_matches(&lv->routes[i].cfg->match, req)) {
+            return &lv->routes[i];
         }
     }
     return NULL;

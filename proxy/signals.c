@@ -3,7 +3,7 @@
  * signals.c - process signals as runtime events: SIGTERM, SIGINT and SIGHUP
  * are blocked in every thread and read from a signalfd by one G, so a signal
  * never interrupts a G mid-operation. SIGTERM and SIGINT start the drain;
- * SIGHUP will reload the config (the config issue), and is logged for now.
+ * SIGHUP reloads the -c file (reload.c; the result goes to the log).
  */
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -45,7 +45,9 @@ static void signal_loop(void *arg)
             continue;
         }
         if (si.ssi_signo == SIGHUP) {
-            rt_log(RT_LOG_INFO, "SIGHUP: config reload is not available yet");
+            px_reload_t res;
+            px_server_reload_file(srv, "SIGHUP", &res);
+            cfg_errors_destroy(&res.errs);
             continue;
         }
         px_server_drain(srv);

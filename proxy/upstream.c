@@ -11,6 +11,12 @@
  * holds one. A refresh swaps the list under `mu`; an address that went away
  * is retired (its idle connections closed, its busy ones closed on release)
  * and freed when the last reference goes.
+ *
+ * Clusters outlive configs: a reload whose cluster block is unchanged hands
+ * the same cluster, pools and all, to the new snapshot. `users` counts the
+ * snapshots using a cluster; the last one to let go closes it (refresher
+ * stopped, endpoints retired). `refs` counts who may still touch its memory:
+ * the users together, and the refresher G until it notices the stop.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -206,6 +212,15 @@ void px__cluster_refresh(px_cluster_t *cl)
             eps[i] = px_endpoint_new(cl, (const struct sockaddr *)&addrs[i], lens[i]);
         }
     }
+    if (atomic_load(&cl->stop)) {
+        /* Closed while resolving: nothing may join a closed cluster. */
+        for (unsigned i = 0; i < n; i++) {
+            endpoint_retire(eps[i]);
+        }
+        free(eps);
+        eps = NULL;
+        n = 0;
+    }
     cl->eps = eps;
     cl->neps = n;
     rt_mutex_unlock(&cl->mu);
@@ -220,25 +235,45 @@ void px__cluster_refresh(px_cluster_t *cl)
     free(lens);
 }
 
-int px_cluster_open(px_cluster_t *cl, const cfg_cluster_t *cfg, char *err, size_t errlen)
+px_cluster_t *px_cluster_open(const cfg_cluster_t *cfg, cfg_config_t *doc, char *err,
+                              size_t errlen)
 {
-    memset(cl, 0, sizeof(*cl));
+    for (unsigned i = 0; i < cfg->endpoints_count; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        char host[256], port[16];
+        if (rt_sockaddr_parse(cfg->endpoints[i], &ss, &len) != RT_OK &&
+            split_host_port(cfg->endpoints[i], host, sizeof(host), port, sizeof(port)) != 0) {
+            snprintf(err, errlen, "cluster %s: bad endpoint '%s' (want host:port)", cfg->name,
+                     cfg->endpoints[i]);
+            return NULL;
+        }
+    }
+    px_cluster_t *cl = rt_xcalloc(1, sizeof(*cl));
     cl->cfg = cfg;
+    cl->doc = doc ? cfg_config_retain(doc) : NULL;
+    atomic_init(&cl->users, 1);
+    atomic_init(&cl->refs, 1);
     for (unsigned i = 0; i < cfg->endpoints_count; i++) {
         struct sockaddr_storage ss;
         socklen_t len;
         if (rt_sockaddr_parse(cfg->endpoints[i], &ss, &len) != RT_OK) {
-            char host[256], port[16];
-            if (split_host_port(cfg->endpoints[i], host, sizeof(host), port, sizeof(port)) != 0) {
-                snprintf(err, errlen, "cluster %s: bad endpoint '%s' (want host:port)", cfg->name,
-                         cfg->endpoints[i]);
-                return -1;
-            }
             cl->has_names = true;
         }
     }
     px__cluster_refresh(cl);
-    return 0;
+    return cl;
+}
+
+/* Drops one memory reference; the last frees the cluster. */
+static void cluster_put(px_cluster_t *cl)
+{
+    if (atomic_fetch_sub(&cl->refs, 1) != 1) {
+        return;
+    }
+    cfg_config_free(cl->doc);
+    free(cl->eps);
+    free(cl);
 }
 
 static void dns_refresher(void *arg)
@@ -247,10 +282,25 @@ static void dns_refresher(void *arg)
     for (;;) {
         rt_sleep(cl->cfg->dns_refresh);
         if (atomic_load(&cl->stop)) {
+            cluster_put(cl);
             return;
         }
         px__cluster_refresh(cl);
     }
+}
+
+void px_cluster_use(px_cluster_t *cl)
+{
+    atomic_fetch_add(&cl->users, 1);
+}
+
+void px_cluster_unuse(px_cluster_t *cl)
+{
+    if (atomic_fetch_sub(&cl->users, 1) != 1) {
+        return;
+    }
+    px_cluster_close(cl);
+    cluster_put(cl);
 }
 
 void px_cluster_close(px_cluster_t *cl)
@@ -270,9 +320,15 @@ void px_cluster_close(px_cluster_t *cl)
 
 void px_cluster_start(px_cluster_t *cl)
 {
+    if (cl->started) {
+        return;
+    }
+    cl->started = true;
     if (cl->has_names && cl->cfg->dns_refresh > 0) {
+        atomic_fetch_add(&cl->refs, 1);
         int rc = rt_go(dns_refresher, cl);
         if (rc != RT_OK) {
+            cluster_put(cl);
             rt_log(RT_LOG_ERROR, "cluster %s: cannot start DNS refresh: %s", cl->cfg->name,
                    rt_strerror(rc));
         }

@@ -11,5 +11,8 @@
 Suite *suite_conf_units(void);
 Suite *suite_conf_load(void);
 Suite *suite_conf_validate(void);
+Suite *suite_conf_suggest(void);
+Suite *suite_conf_equal(void);
+Suite *suite_conf_patch(void);
 
 #endif /* TH_CONF_SUITES_H */

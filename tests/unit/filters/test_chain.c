@@ -65,7 +65,7 @@ START_TEST(test_chain_empty_route_continues)
     cfg_route_t route = {.name = "r"};
     flt_chain_t *chain;
     char err[128];
-    ck_assert_int_eq(flt_chain_new(&route, &chain, err, sizeof(err)), 0);
+    ck_assert_int_eq(flt_chain_new(&route, NULL, &chain, err, sizeof(err)), 0);
     fake_req_t r;
     fake_init(&r);
     flt_reply_t reply = {0};
@@ -95,7 +95,7 @@ START_TEST(test_chain_runs_hooks_and_stops_at_a_reply)
     cfg_route_t route = {.name = "orders", .filters = filters, .filters_count = 4};
     flt_chain_t *chain;
     char err[128];
-    ck_assert_int_eq(flt_chain_new(&route, &chain, err, sizeof(err)), 0);
+    ck_assert_int_eq(flt_chain_new(&route, NULL, &chain, err, sizeof(err)), 0);
 
     fake_req_t r;
     fake_init(&r);
@@ -106,10 +106,12 @@ START_TEST(test_chain_runs_hooks_and_stops_at_a_reply)
     ck_assert_int_eq(reply.status, 503);
     ck_assert_str_eq(reply.reason, "fault_abort");
     ck_assert_str_eq(r.added_req, "x-first=on_request;x-second=on_request;");
+    ck_assert_str_eq(r.added_resp, "x-first-seq=1;x-second-seq=1;");
 
     /* Reverse order, and only over the filters that ran: x-never stays silent. */
     flt_chain_on_response(chain, &r.ctx, 503, ran);
-    ck_assert_str_eq(r.added_resp, "x-second=on_response;x-first=on_response;");
+    ck_assert_str_eq(r.added_resp,
+                     "x-first-seq=1;x-second-seq=1;x-second=on_response;x-first=on_response;");
     flt_complete_t done = {.backend = "canary",
                            .status = 503,
                            .outcome = FLT_OUTCOME_LOCAL,
@@ -129,6 +131,55 @@ START_TEST(test_chain_runs_hooks_and_stops_at_a_reply)
 
 END_TEST
 
+/* Runs one request through `chain` and returns the "x-a-seq" value it got. */
+static int seq_of_request(flt_chain_t *chain)
+{
+    fake_req_t r;
+    fake_init(&r);
+    flt_reply_t reply = {0};
+    unsigned ran = 0;
+    ck_assert_int_eq(flt_chain_on_request(chain, &r.ctx, &reply, &ran), FLT_CONTINUE);
+    const char *p = strstr(r.added_resp, "x-a-seq=");
+    ck_assert_ptr_nonnull(p);
+    return atoi(p + strlen("x-a-seq="));
+}
+
+START_TEST(test_chain_carries_state_of_unchanged_rules)
+{
+    cfg_test_hooks_t old_rule = hooks_cfg("x-a", ""), same_rule = hooks_cfg("x-a", "");
+    cfg_fault_t no_fault = {.abort_status = 503};
+    cfg_filter_t old_filters[] = {{.kind = CFG_FILTER_TEST_HOOKS, .test_hooks = &old_rule}};
+    cfg_filter_t new_filters[] = {{.kind = CFG_FILTER_FAULT, .fault = &no_fault},
+                                  {.kind = CFG_FILTER_TEST_HOOKS, .test_hooks = &same_rule}};
+    cfg_route_t old_route = {.name = "r", .filters = old_filters, .filters_count = 1};
+    cfg_route_t new_route = {.name = "r", .filters = new_filters, .filters_count = 2};
+    flt_chain_t *old_chain, *new_chain, *changed_chain;
+    char err[128];
+    ck_assert_int_eq(flt_chain_new(&old_route, NULL, &old_chain, err, sizeof(err)), 0);
+    ck_assert_int_eq(seq_of_request(old_chain), 1);
+    ck_assert_int_eq(seq_of_request(old_chain), 2);
+
+    /* Same kind, same position among its kind, same rule: the count goes on,
+     * and both chains share it while the old one is still in use. */
+    ck_assert_int_eq(flt_chain_new(&new_route, old_chain, &new_chain, err, sizeof(err)), 0);
+    ck_assert_uint_eq(flt_chain_carried(new_chain), 1);
+    ck_assert_int_eq(seq_of_request(new_chain), 3);
+    ck_assert_int_eq(seq_of_request(old_chain), 4);
+    flt_chain_free(old_chain);
+    ck_assert_int_eq(seq_of_request(new_chain), 5);
+
+    /* A changed rule starts over. */
+    cfg_test_hooks_t changed_rule = hooks_cfg("x-a", "/dev/null");
+    cfg_filter_t changed_filters[] = {{.kind = CFG_FILTER_TEST_HOOKS, .test_hooks = &changed_rule}};
+    cfg_route_t changed_route = {.name = "r", .filters = changed_filters, .filters_count = 1};
+    ck_assert_int_eq(flt_chain_new(&changed_route, new_chain, &changed_chain, err, sizeof(err)), 0);
+    ck_assert_uint_eq(flt_chain_carried(changed_chain), 0);
+    ck_assert_int_eq(seq_of_request(changed_chain), 1);
+    flt_chain_free(new_chain);
+    flt_chain_free(changed_chain);
+}
+END_TEST
+
 START_TEST(test_chain_reports_unbuildable_filters)
 {
     cfg_test_hooks_t bad = hooks_cfg("x", "/nonexistent-dir/remora/log");
@@ -139,10 +190,10 @@ START_TEST(test_chain_reports_unbuildable_filters)
     cfg_route_t route = {.name = "r", .filters = filters, .filters_count = 1};
     flt_chain_t *chain = NULL;
     char err[128] = "";
-    ck_assert_int_eq(flt_chain_new(&route, &chain, err, sizeof(err)), -1);
+    ck_assert_int_eq(flt_chain_new(&route, NULL, &chain, err, sizeof(err)), -1);
     ck_assert_ptr_nonnull(strstr(err, "cannot open /nonexistent-dir/remora/log"));
     route.filters = filters + 1;
-    ck_assert_int_eq(flt_chain_new(&route, &chain, err, sizeof(err)), -1);
+    ck_assert_int_eq(flt_chain_new(&route, NULL, &chain, err, sizeof(err)), -1);
     ck_assert_ptr_nonnull(strstr(err, "not built into"));
 }
 
@@ -164,6 +215,7 @@ Suite *suite_filters_chain(void)
     TCase *tc = tcase_create("chain");
     tcase_add_test(tc, test_chain_empty_route_continues);
     tcase_add_test(tc, test_chain_runs_hooks_and_stops_at_a_reply);
+    tcase_add_test(tc, test_chain_carries_state_of_unchanged_rules);
     tcase_add_test(tc, test_chain_reports_unbuildable_filters);
     tcase_add_test(tc, test_chain_outcome_names);
     suite_add_tcase(s, tc);

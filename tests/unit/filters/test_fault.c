@@ -23,7 +23,7 @@ static void fault_main(void *arg)
     cfg_route_t route = {.name = "r", .filters = &filter, .filters_count = 1};
     flt_chain_t *chain;
     char err[128];
-    ck_assert_int_eq(flt_chain_new(&route, &chain, err, sizeof(err)), 0);
+    ck_assert_int_eq(flt_chain_new(&route, NULL, &chain, err, sizeof(err)), 0);
     flt_ctx_t ctx = {.route = "r"};
     rt_time_t start = rt_now();
     for (int i = 0; i < t->requests; i++) {

@@ -15,6 +15,7 @@ static suite_ctor_fn *const suite_ctors[] = {
     suite_proxy_http1,
     suite_proxy_headers,
     suite_proxy_upstream,
+    suite_proxy_json,
 };
 
 int main(void)

@@ -11,5 +11,6 @@
 Suite *suite_proxy_http1(void);
 Suite *suite_proxy_headers(void);
 Suite *suite_proxy_upstream(void);
+Suite *suite_proxy_json(void);
 
 #endif /* TH_PROXY_SUITES_H */

@@ -66,20 +66,20 @@ static void dns_main(void *arg)
     };
     px__set_resolver(fake_resolve);
     atomic_store(&dns_phase, 0);
-    px_cluster_t cl;
     char err[128];
-    ck_assert_int_eq(px_cluster_open(&cl, &cfg, err, sizeof(err)), 0);
-    ck_assert(cl.has_names);
-    ck_assert_uint_eq(cl.neps, 3);
-    ck_assert_ptr_nonnull(find_ep(&cl, "10.0.0.1:80"));
-    px_endpoint_t *kept = find_ep(&cl, "10.0.0.2:80");
+    px_cluster_t *cl = px_cluster_open(&cfg, NULL, err, sizeof(err));
+    ck_assert_ptr_nonnull(cl);
+    ck_assert(cl->has_names);
+    ck_assert_uint_eq(cl->neps, 3);
+    ck_assert_ptr_nonnull(find_ep(cl, "10.0.0.1:80"));
+    px_endpoint_t *kept = find_ep(cl, "10.0.0.2:80");
     ck_assert_ptr_nonnull(kept);
-    ck_assert_ptr_nonnull(find_ep(&cl, "127.0.0.1:9"));
+    ck_assert_ptr_nonnull(find_ep(cl, "127.0.0.1:9"));
 
     /* Round-robin reaches every address. */
     int seen1 = 0, seen2 = 0, seen_ip = 0;
     for (int i = 0; i < 30; i++) {
-        px_endpoint_t *ep = px_cluster_pick(&cl, NULL);
+        px_endpoint_t *ep = px_cluster_pick(cl, NULL);
         seen1 += strcmp(ep->name, "10.0.0.1:80") == 0;
         seen2 += strcmp(ep->name, "10.0.0.2:80") == 0;
         seen_ip += strcmp(ep->name, "127.0.0.1:9") == 0;
@@ -89,27 +89,27 @@ static void dns_main(void *arg)
                   seen_ip);
 
     /* The name changes; the refresher picks it up within a few periods. */
-    px_cluster_start(&cl);
+    px_cluster_start(cl);
     int queries = atomic_load(&dns_queries);
     atomic_store(&dns_phase, 1);
     rt_time_t deadline = rt_deadline_in(th_slack(2 * RT_SEC));
     bool moved = false;
     while (!moved && rt_now() < deadline) {
         rt_sleep(5 * RT_MSEC);
-        rt_mutex_lock(&cl.mu);
-        moved = find_ep(&cl, "10.0.0.3:80") != NULL;
-        rt_mutex_unlock(&cl.mu);
+        rt_mutex_lock(&cl->mu);
+        moved = find_ep(cl, "10.0.0.3:80") != NULL;
+        rt_mutex_unlock(&cl->mu);
     }
     ck_assert_msg(moved, "the refresher never saw the new address");
     ck_assert_int_gt(atomic_load(&dns_queries), queries);
-    rt_mutex_lock(&cl.mu);
-    ck_assert_uint_eq(cl.neps, 3);
-    ck_assert_ptr_null(find_ep(&cl, "10.0.0.1:80"));
-    ck_assert_ptr_eq(find_ep(&cl, "10.0.0.2:80"), kept); /* same endpoint, same pool */
-    rt_mutex_unlock(&cl.mu);
+    rt_mutex_lock(&cl->mu);
+    ck_assert_uint_eq(cl->neps, 3);
+    ck_assert_ptr_null(find_ep(cl, "10.0.0.1:80"));
+    ck_assert_ptr_eq(find_ep(cl, "10.0.0.2:80"), kept); /* same endpoint, same pool */
+    rt_mutex_unlock(&cl->mu);
 
-    px_cluster_close(&cl);
-    rt_sleep(3 * cfg.dns_refresh); /* the refresher sees `stop` and ends */
+    px_cluster_unuse(cl); /* the last user: closes it */
+    rt_sleep(3 * cfg.dns_refresh); /* the refresher sees `stop`, ends, and frees it */
     px__set_resolver(NULL);
 }
 
@@ -124,9 +124,8 @@ START_TEST(test_upstream_rejects_bad_endpoint)
 {
     char *endpoints[] = {"no-port-here"};
     cfg_cluster_t cfg = {.name = "bad", .endpoints = endpoints, .endpoints_count = 1};
-    px_cluster_t cl;
     char err[128] = "";
-    ck_assert_int_eq(px_cluster_open(&cl, &cfg, err, sizeof(err)), -1);
+    ck_assert_ptr_null(px_cluster_open(&cfg, NULL, err, sizeof(err)));
     ck_assert_ptr_nonnull(strstr(err, "bad endpoint 'no-port-here'"));
 }
 
