@@ -206,7 +206,8 @@ static void finish(px_server_t *srv, const char *origin, px_reload_t *res)
         return;
     }
     atomic_fetch_add(&srv->reloads_failed, 1);
-    rt_log(RT_LOG_WARN, "config reload (%s) rejected: %s", origin, res->message);
+    rt_log(RT_LOG_WARN, "config reload (%s) rejected: %s (%zu problem%s)", origin, res->message,
+           res->errs.count, res->errs.count == 1 ? "" : "s");
     cfg_errors_print(&res->errs, origin, stderr);
 }
 
@@ -228,8 +229,7 @@ void px_server_reload(px_server_t *srv, px_edit_fn *edit, void *arg, const char 
         /* the edit said why */
     } else if (cfg_load_data(yaml, len, &cfg, &res->errs) != 0) {
         res->status = 400;
-        snprintf(res->message, sizeof(res->message), "invalid config: %zu problem%s",
-                 res->errs.count, res->errs.count == 1 ? "" : "s");
+        snprintf(res->message, sizeof(res->message), "invalid config");
         free(yaml);
     } else {
         px_build_error_t err = {.path = ""};

@@ -13,9 +13,10 @@
 typedef Suite *suite_ctor_fn(void);
 
 static suite_ctor_fn *const suite_ctors[] = {
-    suite_integration_basic,   suite_integration_bodies,   suite_integration_malformed,
-    suite_integration_pool,    suite_integration_upstream, suite_integration_drain,
-    suite_integration_filters, suite_integration_admin,
+    suite_integration_basic,       suite_integration_bodies,   suite_integration_malformed,
+    suite_integration_pool,        suite_integration_upstream, suite_integration_drain,
+    suite_integration_filters,     suite_integration_admin,    suite_integration_reload,
+    suite_integration_reload_load,
 };
 
 int main(void)

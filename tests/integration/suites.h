@@ -17,5 +17,7 @@ Suite *suite_integration_upstream(void);
 Suite *suite_integration_drain(void);
 Suite *suite_integration_filters(void);
 Suite *suite_integration_admin(void);
+Suite *suite_integration_reload(void);
+Suite *suite_integration_reload_load(void);
 
 #endif /* TH_INTEGRATION_SUITES_H */

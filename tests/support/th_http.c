@@ -906,3 +906,447 @@ void th_echo_req_header_list(const th_echo_req_t *q, const char *name, char *out
         }
     }
 }
+
+/* ---- requests with a body ---- */
+
+int th_http_request(int port, const char *method, const char *path, const char *extra,
+                    const void *body, size_t body_len, th_resp_t *r)
+{
+    th_conn_t c;
+    memset(r, 0, sizeof(*r));
+    int64_t timeout = th_slack_ms(TH_HTTP_TIMEOUT_MS);
+    int rc = th_conn_open(&c, port, timeout);
+    if (rc != 0) {
+        return rc;
+    }
+    char *head = NULL;
+    char length[48] = "";
+    if (body != NULL) {
+        snprintf(length, sizeof(length), "Content-Length: %zu\r\n", body_len);
+    }
+    if (asprintf(&head, "%s %s HTTP/1.1\r\nHost: test\r\n%s%s\r\n", method, path,
+                 extra ? extra : "", length) < 0) {
+        abort();
+    }
+    rc = th_conn_send(&c, head, strlen(head), timeout);
+    free(head);
+    /* Send the body while watching for an early answer (413 before the body is read). */
+    const char *p = body;
+    size_t left = body != NULL ? body_len : 0;
+    int64_t deadline = th_now_ms() + timeout;
+    while (rc == 0 && left > 0) {
+        struct pollfd pfd = {.fd = c.fd, .events = POLLIN | POLLOUT};
+        int n = poll(&pfd, 1, (int)(deadline - th_now_ms() > 0 ? deadline - th_now_ms() : 0));
+        if (n == 0) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            rc = -errno;
+            break;
+        }
+        if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+            break; /* an answer (or a close) before the whole body: read it */
+        }
+        ssize_t w = send(c.fd, p, left, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            p += w;
+            left -= (size_t)w;
+        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            break; /* EPIPE, ECONNRESET: try to read what was answered */
+        }
+    }
+    if (rc == 0) {
+        rc = th_http_read_response(&c, r, strcmp(method, "HEAD") == 0);
+    }
+    th_conn_close(&c);
+    return rc;
+}
+
+/* ---- Prometheus text ---- */
+
+bool th_metric_value(const char *text, const char *series, double *out)
+{
+    size_t n = strlen(series);
+    for (const char *line = text; line != NULL && *line != '\0';) {
+        const char *next = strchr(line, '\n');
+        if (line[0] != '#' && strncmp(line, series, n) == 0 && line[n] == ' ') {
+            char *end = NULL;
+            double v = strtod(line + n + 1, &end);
+            if (end != line + n + 1) {
+                *out = v;
+                return true;
+            }
+        }
+        line = next != NULL ? next + 1 : NULL;
+    }
+    return false;
+}
+
+/* ---- JSON ---- */
+
+#define JSON_MAX_DEPTH 64
+
+typedef struct json_parser {
+    const char *p, *end;
+    int depth;
+} json_parser_t;
+
+static th_json_t *json_new(th_json_type_t type)
+{
+    th_json_t *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        abort();
+    }
+    j->type = type;
+    return j;
+}
+
+void th_json_free(th_json_t *j)
+{
+    if (j == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        if (j->keys != NULL) {
+            free(j->keys[i]);
+        }
+        th_json_free(j->items[i]);
+    }
+    free(j->keys);
+    free(j->items);
+    free(j->string);
+    free(j);
+}
+
+static void jp_ws(json_parser_t *jp)
+{
+    while (jp->p < jp->end &&
+           (*jp->p == ' ' || *jp->p == '\t' || *jp->p == '\n' || *jp->p == '\r')) {
+        jp->p++;
+    }
+}
+
+static bool jp_lit(json_parser_t *jp, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(jp->end - jp->p) < n || memcmp(jp->p, lit, n) != 0) {
+        return false;
+    }
+    jp->p += n;
+    return true;
+}
+
+static int jp_hex4(json_parser_t *jp)
+{
+    if (jp->end - jp->p < 4) {
+        return -1;
+    }
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char h = *jp->p++;
+        int d = h >= '0' && h <= '9'   ? h - '0'
+                : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                       : -1;
+        if (d < 0) {
+            return -1;
+        }
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+static void put_utf8(char *s, size_t *n, unsigned cp)
+{
+    if (cp < 0x80) {
+        s[(*n)++] = (char)cp;
+    } else if (cp < 0x800) {
+        s[(*n)++] = (char)(0xc0 | (cp >> 6));
+        s[(*n)++] = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        s[(*n)++] = (char)(0xe0 | (cp >> 12));
+        s[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        s[(*n)++] = (char)(0x80 | (cp & 0x3f));
+    } else {
+        s[(*n)++] = (char)(0xf0 | (cp >> 18));
+        s[(*n)++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        s[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        s[(*n)++] = (char)(0x80 | (cp & 0x3f));
+    }
+}
+
+/* Parses a string at jp->p (on the opening quote) into a malloc'd C string, or NULL. */
+static char *jp_string(json_parser_t *jp)
+{
+    if (jp->p >= jp->end || *jp->p != '"') {
+        return NULL;
+    }
+    jp->p++;
+    /* Escapes never make the text longer than its source (\uXXXX: 6 bytes -> at most 4). */
+    char *s = malloc((size_t)(jp->end - jp->p) + 1);
+    if (s == NULL) {
+        abort();
+    }
+    size_t n = 0;
+    for (;;) {
+        if (jp->p >= jp->end) {
+            goto fail;
+        }
+        unsigned char ch = (unsigned char)*jp->p++;
+        if (ch == '"') {
+            break;
+        }
+        if (ch < 0x20) {
+            goto fail; /* RFC 8259 §7: control characters must be escaped */
+        }
+        if (ch != '\\') {
+            s[n++] = (char)ch;
+            continue;
+        }
+        if (jp->p >= jp->end) {
+            goto fail;
+        }
+        char e = *jp->p++;
+        const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
+        const char *k = e != '\0' ? strchr(from, e) : NULL;
+        if (k != NULL) {
+            s[n++] = to[k - from];
+            continue;
+        }
+        if (e != 'u') {
+            goto fail;
+        }
+        int cp = jp_hex4(jp);
+        if (cp < 0) {
+            goto fail;
+        }
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            if (!jp_lit(jp, "\\u")) {
+                goto fail;
+            }
+            int lo = jp_hex4(jp);
+            if (lo < 0xdc00 || lo > 0xdfff) {
+                goto fail;
+            }
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+            goto fail;
+        }
+        put_utf8(s, &n, (unsigned)cp);
+    }
+    s[n] = '\0';
+    return s;
+fail:
+    free(s);
+    return NULL;
+}
+
+static th_json_t *jp_value(json_parser_t *jp);
+
+static void json_append(th_json_t *j, char *key, th_json_t *item)
+{
+    j->items = realloc(j->items, (j->n + 1) * sizeof(*j->items));
+    if (j->items == NULL) {
+        abort();
+    }
+    if (j->type == TH_JSON_OBJECT) {
+        j->keys = realloc(j->keys, (j->n + 1) * sizeof(*j->keys));
+        if (j->keys == NULL) {
+            abort();
+        }
+        j->keys[j->n] = key;
+    }
+    j->items[j->n++] = item;
+}
+
+static th_json_t *jp_container(json_parser_t *jp, bool object)
+{
+    char close = object ? '}' : ']';
+    th_json_t *j = json_new(object ? TH_JSON_OBJECT : TH_JSON_ARRAY);
+    jp->p++;
+    jp_ws(jp);
+    if (jp->p < jp->end && *jp->p == close) {
+        jp->p++;
+        return j;
+    }
+    for (;;) {
+        char *key = NULL;
+        if (object) {
+            jp_ws(jp);
+            key = jp_string(jp);
+            jp_ws(jp);
+            if (key == NULL || jp->p >= jp->end || *jp->p != ':') {
+                free(key);
+                goto fail;
+            }
+            jp->p++;
+        }
+        th_json_t *item = jp_value(jp);
+        if (item == NULL) {
+            free(key);
+            goto fail;
+        }
+        json_append(j, key, item);
+        jp_ws(jp);
+        if (jp->p < jp->end && *jp->p == ',') {
+            jp->p++;
+            continue;
+        }
+        if (jp->p < jp->end && *jp->p == close) {
+            jp->p++;
+            return j;
+        }
+        goto fail;
+    }
+fail:
+    th_json_free(j);
+    return NULL;
+}
+
+static th_json_t *jp_number(json_parser_t *jp)
+{
+    const char *s = jp->p;
+    bool integral = true;
+    if (jp->p < jp->end && *jp->p == '-') {
+        jp->p++;
+    }
+    if (jp->p >= jp->end || *jp->p < '0' || *jp->p > '9') {
+        return NULL;
+    }
+    if (*jp->p == '0') {
+        jp->p++;
+    } else {
+        while (jp->p < jp->end && *jp->p >= '0' && *jp->p <= '9') {
+            jp->p++;
+        }
+    }
+    if (jp->p < jp->end && *jp->p == '.') {
+        integral = false;
+        jp->p++;
+        const char *d = jp->p;
+        while (jp->p < jp->end && *jp->p >= '0' && *jp->p <= '9') {
+            jp->p++;
+        }
+        if (jp->p == d) {
+            return NULL;
+        }
+    }
+    if (jp->p < jp->end && (*jp->p == 'e' || *jp->p == 'E')) {
+        integral = false;
+        jp->p++;
+        if (jp->p < jp->end && (*jp->p == '+' || *jp->p == '-')) {
+            jp->p++;
+        }
+        const char *d = jp->p;
+        while (jp->p < jp->end && *jp->p >= '0' && *jp->p <= '9') {
+            jp->p++;
+        }
+        if (jp->p == d) {
+            return NULL;
+        }
+    }
+    char tmp[64];
+    if (jp->p - s >= (ptrdiff_t)sizeof(tmp)) {
+        return NULL;
+    }
+    memcpy(tmp, s, (size_t)(jp->p - s));
+    tmp[jp->p - s] = '\0';
+    th_json_t *j = json_new(TH_JSON_NUMBER);
+    j->number = strtod(tmp, NULL);
+    if (integral) {
+        errno = 0;
+        j->integer = strtoll(tmp, NULL, 10);
+        j->integral = errno == 0;
+    }
+    return j;
+}
+
+static th_json_t *jp_value(json_parser_t *jp)
+{
+    jp_ws(jp);
+    if (jp->p >= jp->end || jp->depth >= JSON_MAX_DEPTH) {
+        return NULL;
+    }
+    th_json_t *j = NULL;
+    switch (*jp->p) {
+    case '{':
+    case '[':
+        jp->depth++;
+        j = jp_container(jp, *jp->p == '{');
+        jp->depth--;
+        return j;
+    case '"': {
+        char *s = jp_string(jp);
+        if (s == NULL) {
+            return NULL;
+        }
+        j = json_new(TH_JSON_STRING);
+        j->string = s;
+        return j;
+    }
+    case 't':
+    case 'f':
+        if (jp_lit(jp, "true") || jp_lit(jp, "false")) {
+            j = json_new(TH_JSON_BOOL);
+            j->boolean = jp->p[-1] == 'e' && jp->p[-2] == 'u';
+        }
+        return j;
+    case 'n':
+        return jp_lit(jp, "null") ? json_new(TH_JSON_NULL) : NULL;
+    default:
+        return jp_number(jp);
+    }
+}
+
+th_json_t *th_json_parse(const char *text, size_t len)
+{
+    if (text == NULL) {
+        return NULL;
+    }
+    json_parser_t jp = {.p = text, .end = text + len};
+    th_json_t *j = jp_value(&jp);
+    jp_ws(&jp);
+    if (j != NULL && jp.p != jp.end) {
+        th_json_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+const th_json_t *th_json_get(const th_json_t *obj, const char *key)
+{
+    if (obj == NULL || obj->type != TH_JSON_OBJECT) {
+        return NULL;
+    }
+    for (size_t i = 0; i < obj->n; i++) {
+        if (strcmp(obj->keys[i], key) == 0) {
+            return obj->items[i];
+        }
+    }
+    return NULL;
+}
+
+const th_json_t *th_json_at(const th_json_t *arr, size_t i)
+{
+    return arr != NULL && arr->type == TH_JSON_ARRAY && i < arr->n ? arr->items[i] : NULL;
+}
+
+const char *th_json_str(const th_json_t *obj, const char *key)
+{
+    const th_json_t *v = th_json_get(obj, key);
+    return v != NULL && v->type == TH_JSON_STRING ? v->string : NULL;
+}
+
+bool th_json_int(const th_json_t *obj, const char *key, long long *out)
+{
+    const th_json_t *v = th_json_get(obj, key);
+    if (v == NULL || v->type != TH_JSON_NUMBER || !v->integral) {
+        return false;
+    }
+    *out = v->integer;
+    return true;
+}

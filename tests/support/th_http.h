@@ -122,6 +122,63 @@ int th_http_exchange(int port, const char *raw, th_resp_t *r);
 int th_http_get(int port, const char *path, const char *extra, th_resp_t *r);
 
 /**
+ * Connects to `port` and sends `method` `path` with Host "test", the header
+ * lines `extra` ("Name: v\r\n"..., or NULL), Content-Length `body_len` (unless
+ * `body` is NULL) and the body, then reads one response and closes. If the
+ * server answers or closes before the whole body is sent (e.g. 413), sending
+ * stops and whatever response arrived is read. Returns 0 or a negative errno.
+ */
+int th_http_request(int port, const char *method, const char *path, const char *extra,
+                    const void *body, size_t body_len, th_resp_t *r);
+
+/**
+ * Returns the value of the Prometheus sample whose name and labels are
+ * exactly `series` (e.g. `x_total{result="ok"}`) in the text exposition
+ * `text` through `*out`; false if there is no such line.
+ */
+bool th_metric_value(const char *text, const char *series, double *out);
+
+/** JSON value types of th_json_t. */
+typedef enum th_json_type {
+    TH_JSON_NULL,
+    TH_JSON_BOOL,
+    TH_JSON_NUMBER,
+    TH_JSON_STRING,
+    TH_JSON_ARRAY,
+    TH_JSON_OBJECT,
+} th_json_type_t;
+
+/** A parsed JSON value (a small strict RFC 8259 parser for the admin API's answers). */
+typedef struct th_json {
+    th_json_type_t type;
+    bool boolean;
+    double number;
+    bool integral;     /* a NUMBER written without fraction or exponent */
+    long long integer; /* its value when `integral` */
+    char *string;      /* STRING (NUL-terminated UTF-8) */
+    size_t n;          /* ARRAY and OBJECT: element count */
+    char **keys;       /* OBJECT */
+    struct th_json **items;
+} th_json_t;
+
+/**
+ * Parses `text` (`len` bytes), which must hold exactly one JSON value with
+ * optional whitespace around it. Returns it (caller frees with th_json_free),
+ * or NULL if the text is not JSON.
+ */
+th_json_t *th_json_parse(const char *text, size_t len);
+/** Frees `j` and everything in it. th_json_free(NULL) does nothing. */
+void th_json_free(th_json_t *j);
+/** Returns member `key` of object `obj`, or NULL (also if `obj` is not an object). */
+const th_json_t *th_json_get(const th_json_t *obj, const char *key);
+/** Returns element `i` of array `arr`, or NULL. */
+const th_json_t *th_json_at(const th_json_t *arr, size_t i);
+/** Returns the string member `key` of `obj`, or NULL if absent or not a string. */
+const char *th_json_str(const th_json_t *obj, const char *key);
+/** Stores the integral member `key` of `obj` in `*out`; false if absent or not an integer. */
+bool th_json_int(const th_json_t *obj, const char *key, long long *out);
+
+/**
  * Asks remora-echo on `echo_port` directly (GET /) and returns its x-echo-seq:
  * the count of requests it received, this one included; -1 on failure.
  */

@@ -54,6 +54,25 @@ int64_t th_slack_ms(int64_t ms)
     return k > 1 ? ms * k : ms;
 }
 
+static bool env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
+}
+
+long th_scaled_count(long n)
+{
+    bool tsan = env_flag("REMORA_TSAN"), asan = env_flag("REMORA_ASAN");
+#ifdef REMORA_TSAN
+    tsan = true;
+#endif
+#ifdef REMORA_ASAN
+    asan = true;
+#endif
+    long s = tsan ? n / 10 : asan ? n / 4 : n;
+    return s < 1 ? 1 : s;
+}
+
 void th_sleep_ms(int64_t ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
@@ -423,40 +442,60 @@ static bool remora_ready(th_remora_t *r)
     return false;
 }
 
-void th_remora_start(th_remora_t *r, const char *fmt, ...)
+/* Returns the config th_remora_start writes for `body` on these ports (malloc'd). */
+static char *remora_yaml(const char *body, int port, int admin_port)
+{
+    char p[16], a[16];
+    snprintf(p, sizeof(p), "%d", port);
+    snprintf(a, sizeof(a), "%d", admin_port);
+    char *x = replace_all(body, "@LISTEN@", p);
+    char *b = replace_all(x, "@ADMIN@", a);
+    char *yaml = NULL;
+    /* A test that sets `admin:` itself puts @ADMIN@ in its address. */
+    char admin_line[64] = "";
+    if (!strstr(b, "admin:")) {
+        snprintf(admin_line, sizeof(admin_line), "admin: { address: 127.0.0.1:%d }\n", admin_port);
+    }
+    ck_assert_int_ge(asprintf(&yaml, "runtime: { procs: 2 }\n%s%s%s", admin_line,
+                              strstr(b, "drain_timeout:") ? "" : "drain_timeout: 2s\n", b),
+                     0);
+    free(x);
+    free(b);
+    return yaml;
+}
+
+char *th_remora_yaml(const th_remora_t *r, const char *fmt, ...)
 {
     char *body = NULL;
     va_list ap;
     va_start(ap, fmt);
     ck_assert_int_ge(vasprintf(&body, fmt, ap), 0);
     va_end(ap);
+    char *yaml = remora_yaml(body, r->port, r->admin_port);
+    free(body);
+    return yaml;
+}
+
+static void remora_vstart(th_remora_t *r, const char *const *args, const char *fmt, va_list ap)
+{
+    char *body = NULL;
+    ck_assert_int_ge(vasprintf(&body, fmt, ap), 0);
     memset(r, 0, sizeof(*r));
     for (int attempt = 0; attempt < 2; attempt++) {
-        char port[16], admin[16];
         r->port = th_free_port();
         r->admin_port = th_free_port();
-        snprintf(port, sizeof(port), "%d", r->port);
-        snprintf(admin, sizeof(admin), "%d", r->admin_port);
-        char *a = replace_all(body, "@LISTEN@", port);
-        char *b = replace_all(a, "@ADMIN@", admin);
-        char *yaml = NULL;
-        /* A test that sets `admin:` itself puts @ADMIN@ in its address. */
-        char admin_line[64] = "";
-        if (!strstr(b, "admin:")) {
-            snprintf(admin_line, sizeof(admin_line), "admin: { address: 127.0.0.1:%d }\n",
-                     r->admin_port);
-        }
-        ck_assert_int_ge(asprintf(&yaml, "runtime: { procs: 2 }\n%s%s%s", admin_line,
-                                  strstr(b, "drain_timeout:") ? "" : "drain_timeout: 2s\n", b),
-                         0);
+        char *yaml = remora_yaml(body, r->port, r->admin_port);
         char name[32];
         snprintf(name, sizeof(name), "remora-%d.yaml", log_seq);
         th_tmpfile_write(r->conf, sizeof(r->conf), name, yaml);
-        free(a);
-        free(b);
         free(yaml);
-        char *const argv[] = {(char *)th_bin("REMORA_BIN"), "-c", r->conf, NULL};
-        th_proc_spawn(&r->proc, "remora", argv);
+        const char *argv[32] = {th_bin("REMORA_BIN"), "-c", r->conf};
+        int argc = 3;
+        for (int i = 0; args != NULL && args[i] != NULL && argc < 31; i++) {
+            argv[argc++] = args[i];
+        }
+        argv[argc] = NULL;
+        th_proc_spawn(&r->proc, "remora", (char *const *)argv);
         if (remora_ready(r)) {
             free(body);
             return;
@@ -466,4 +505,45 @@ void th_remora_start(th_remora_t *r, const char *fmt, ...)
     }
     free(body);
     ck_abort_msg("remora never answered GET /ready 200 (its log is above)");
+}
+
+void th_remora_start(th_remora_t *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    remora_vstart(r, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void th_remora_start_args(th_remora_t *r, const char *const *args, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    remora_vstart(r, args, fmt, ap);
+    va_end(ap);
+}
+
+int th_remora_check(const char *path, char **out)
+{
+    char *cmd = NULL;
+    ck_assert_int_ge(asprintf(&cmd, "'%s' --check -c '%s' 2>&1", th_bin("REMORA_BIN"), path), 0);
+    fflush(NULL);
+    FILE *p = popen(cmd, "r");
+    free(cmd);
+    ck_assert_msg(p != NULL, "popen remora --check: %s", strerror(errno));
+    size_t cap = 4096, n = 0, k;
+    char *s = malloc(cap);
+    ck_assert_ptr_nonnull(s);
+    while ((k = fread(s + n, 1, cap - n - 1, p)) > 0) {
+        n += k;
+        if (cap - n - 1 == 0) {
+            cap *= 2;
+            s = realloc(s, cap);
+            ck_assert_ptr_nonnull(s);
+        }
+    }
+    s[n] = '\0';
+    int status = pclose(p);
+    *out = s;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

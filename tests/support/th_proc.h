@@ -43,6 +43,11 @@ typedef struct th_remora {
 int64_t th_now_ms(void);
 /** Returns `ms` widened by CK_TIMEOUT_MULTIPLIER (sanitizer builds run slower). */
 int64_t th_slack_ms(int64_t ms);
+/**
+ * Returns `n` scaled down for sanitizer builds of the processes under test,
+ * like th.h's th_scaled (TSan /10, ASan /4, at least 1), without the runtime.
+ */
+long th_scaled_count(long n);
 /** Sleeps `ms` milliseconds (pacing a client, never waiting for readiness). */
 void th_sleep_ms(int64_t ms);
 
@@ -109,6 +114,24 @@ void th_echo_start(th_echo_t *e, const char *name);
  * Fails the test, printing remora's log, if it never gets ready.
  */
 void th_remora_start(th_remora_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** th_remora_start with extra command-line arguments `args` (NULL-terminated) after "-c FILE". */
+void th_remora_start_args(th_remora_t *r, const char *const *args, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/**
+ * Returns the whole config th_remora_start would write for `fmt`, with the
+ * ports of the running `r` for @LISTEN@ and @ADMIN@ (for PUT /config or a
+ * rewrite of `r->conf`). Caller frees.
+ */
+char *th_remora_yaml(const th_remora_t *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/**
+ * Runs `remora --check -c path`. Returns its exit code (-1 if it did not
+ * exit) and its output (stdout and stderr) in `*out` (caller frees).
+ */
+int th_remora_check(const char *path, char **out);
 
 /**
  * th_remora_start with one listener, one route `r` (path_prefix /) and one
