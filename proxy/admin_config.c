@@ -139,7 +139,10 @@ static int edit_weights(const px_snapshot_t *cur, void *arg, char **yaml, size_t
     } else if (canary_weights(r, e->op, w, res) != 0) {
         return -1;
     }
-    if (cfg_set_weights(cur->yaml, cur->yaml_len, e->route, w, n, yaml, len, &res->errs) != 0) {
+    rt_blocking_enter(); /* a big YAML takes milliseconds: let the P run other Gs */
+    int rc = cfg_set_weights(cur->yaml, cur->yaml_len, e->route, w, n, yaml, len, &res->errs);
+    rt_blocking_leave();
+    if (rc != 0) {
         res->status = 400;
         snprintf(res->message, sizeof(res->message), "cannot set the weights of route %s",
                  e->route);

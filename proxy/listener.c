@@ -81,7 +81,8 @@ static bool wait_for_room(px_listener_t *l)
  * The accept G owns the socket and is the one to close it: a socket closed
  * under a G about to accept could be recycled for another one. Stopping
  * shuts the socket down, which wakes the accept; the deadline bounds the
- * wait should a wake-up be missed.
+ * wait should a wake-up be missed. `stop_mu` keeps the close after the
+ * shutdown, which must never reach a recycled descriptor number.
  */
 static void accept_loop(void *arg)
 {
@@ -105,7 +106,10 @@ static void accept_loop(void *arg)
             rt_sleep(10 * RT_MSEC);
         }
     }
+    rt_mutex_lock(&l->stop_mu);
     rt_netfd_close(l->nfd);
+    l->nfd = NULL;
+    rt_mutex_unlock(&l->stop_mu);
     px_listener_unref(l);
 }
 
@@ -125,10 +129,11 @@ void px_listener_discard(px_listener_t *l)
 
 void px_listener_stop(px_listener_t *l)
 {
-    bool expected = false;
-    if (atomic_compare_exchange_strong(&l->closing, &expected, true)) {
+    rt_mutex_lock(&l->stop_mu);
+    if (!atomic_exchange(&l->closing, true) && l->nfd) {
         shutdown(rt_netfd_fd(l->nfd), SHUT_RDWR);
     }
+    rt_mutex_unlock(&l->stop_mu);
 }
 
 void px_listener_conn_closed(px_listener_t *l)

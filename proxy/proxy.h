@@ -249,7 +249,8 @@ struct px_listener {
     px_server_t *srv;
     char address[64];
     char name[64]; /* of the config that opened it, for logs */
-    rt_netfd_t *nfd;
+    rt_netfd_t *nfd;    /* NULL once the accept G closed it */
+    rt_mutex_t stop_mu; /* orders px_listener_stop's shutdown before the close */
     _Atomic int refs;
     _Atomic int64_t conns;       /* open connections */
     _Atomic uint64_t max_conns;  /* max_connections of the current config */

@@ -211,6 +211,19 @@ static void finish(px_server_t *srv, const char *origin, px_reload_t *res)
     cfg_errors_print(&res->errs, origin, stderr);
 }
 
+/*
+ * Loads like cfg_load_data, with the P handed to another M meanwhile: a big
+ * config takes milliseconds to parse, and the Gs queued behind the reload
+ * on its P should not wait for it. conf/ never calls into the runtime.
+ */
+static int load_off_p(const char *yaml, size_t len, cfg_config_t **out, cfg_errors_t *errs)
+{
+    rt_blocking_enter();
+    int rc = cfg_load_data(yaml, len, out, errs);
+    rt_blocking_leave();
+    return rc;
+}
+
 void px_server_reload(px_server_t *srv, px_edit_fn *edit, void *arg, const char *origin,
                       px_reload_t *res)
 {
@@ -227,7 +240,7 @@ void px_server_reload(px_server_t *srv, px_edit_fn *edit, void *arg, const char 
         snprintf(res->message, sizeof(res->message), "draining: no more reloads");
     } else if (edit(cur, arg, &yaml, &len, res) != 0) {
         /* the edit said why */
-    } else if (cfg_load_data(yaml, len, &cfg, &res->errs) != 0) {
+    } else if (load_off_p(yaml, len, &cfg, &res->errs) != 0) {
         res->status = 400;
         snprintf(res->message, sizeof(res->message), "invalid config");
         free(yaml);
