@@ -569,6 +569,45 @@ START_TEST(test_reload_body_over_1mib_is_413)
 
 END_TEST
 
+/*
+ * A client that asks before sending its body (curl does for bodies over
+ * 1 KiB) gets "100 Continue" at once instead of waiting out its own timer.
+ */
+START_TEST(test_reload_put_with_expect_continue_is_answered_at_once)
+{
+    pair_t p;
+    pair_start(&p, 100, 0, NULL, NULL);
+    char *yaml = pair_yaml(&p, 0, 100);
+    size_t n = strlen(yaml);
+    th_conn_t c;
+    ck_assert_int_eq(th_conn_open(&c, p.r.admin_port, 2000), 0);
+    ck_assert_int_eq(th_conn_sendf(&c,
+                                   "PUT /config HTTP/1.1\r\nHost: admin\r\nContent-Length: %zu\r\n"
+                                   "Expect: 100-continue\r\n\r\n",
+                                   n),
+                     0);
+    char interim[64] = "";
+    static const char want[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    size_t got = 0;
+    while (got < sizeof(want) - 1) {
+        /* curl would send the body anyway after 1 s: the answer must come well before. */
+        ssize_t r = th_conn_recv(&c, interim + got, sizeof(want) - 1 - got, th_slack_ms(500));
+        ck_assert_msg(r > 0, "no 100 Continue (got \"%s\")", interim);
+        got += (size_t)r;
+    }
+    ck_assert_str_eq(interim, want);
+    ck_assert_int_eq(th_conn_send(&c, yaml, n, 2000), 0);
+    th_resp_t resp;
+    ck_assert_int_eq(th_http_read_response(&c, &resp, false), 0);
+    ck_assert_msg(resp.status == 200, "PUT after 100 Continue: %d %s", resp.status, resp.body);
+    th_resp_free(&resp);
+    th_conn_close(&c);
+    assert_served_by(p.r.port, 3, "canary");
+    free(yaml);
+}
+
+END_TEST
+
 /* ---- re-reading the file: SIGHUP, POST /reload, --watch ---- */
 
 static void rewrite_conf(const th_remora_t *r, const char *yaml)
@@ -1478,6 +1517,7 @@ Suite *suite_integration_reload(void)
     tcase_add_test(tc, test_reload_get_put_round_trip_keeps_behaviour);
     tcase_add_test(tc, test_reload_concurrent_puts_are_serialised);
     tcase_add_test(tc, test_reload_body_over_1mib_is_413);
+    tcase_add_test(tc, test_reload_put_with_expect_continue_is_answered_at_once);
     tc = reload_tcase(s, "file", 20);
     tcase_add_test(tc, test_reload_sighup_and_post_reload_reread_the_file);
     tcase_add_test(tc, test_reload_watch_picks_up_rewrites);
