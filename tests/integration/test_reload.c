@@ -967,15 +967,8 @@ static void tunnel_echo(th_conn_t *c, uint64_t off)
 /* Binds and listens on a free 127.0.0.1 port, returning the fd and the port in `*port`. */
 static int occupy_port(int *port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(sin);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    int fd = th_bind_loopback(port);
     ck_assert_int_eq(listen(fd, 4), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-    *port = ntohs(sin.sin_port);
     return fd;
 }
 

@@ -80,7 +80,7 @@ void th_sleep_ms(int64_t ms)
     }
 }
 
-int th_free_port(void)
+int th_bind_loopback(int *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(fd, 0);
@@ -89,8 +89,15 @@ int th_free_port(void)
     socklen_t len = sizeof(sin);
     ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-    close(fd);
-    return ntohs(sin.sin_port);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+int th_free_port(void)
+{
+    int port;
+    close(th_bind_loopback(&port));
+    return port;
 }
 
 const char *th_tmpdir(void)

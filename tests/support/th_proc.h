@@ -53,6 +53,8 @@ void th_sleep_ms(int64_t ms);
 
 /** Returns a port that was free a moment ago (bind 127.0.0.1:0, read it, close). */
 int th_free_port(void);
+/** Binds a socket to 127.0.0.1 on a free port (`*port`); returns its fd (caller closes). */
+int th_bind_loopback(int *port);
 
 /**
  * Returns the per-test temp directory (created on first use, removed with its
