@@ -246,6 +246,10 @@ char *px_metrics_text(px_server_t *srv, size_t *len)
     put_upstreams(&o, snap);
     header(&o, "remora_config_generation", "gauge", "Generation of the running config.");
     put(&o, "remora_config_generation %llu\n", (unsigned long long)snap->generation);
+    header(&o, "remora_config_snapshots", "gauge",
+           "Config snapshots in memory: the current one, and older ones still held by requests "
+           "that started before a reload.");
+    put(&o, "remora_config_snapshots %lld\n", (long long)px_snapshots_live());
     header(&o, "remora_config_reloads_total", "counter", "Config reloads by result.");
     put(&o,
         "remora_config_reloads_total{result=\"success\"} %llu\n"

@@ -321,6 +321,8 @@ px_snapshot_t *px_snapshot_build(px_server_t *srv, cfg_config_t *cfg, char *yaml
                                  px_build_error_t *err);
 void px_snapshot_ref(px_snapshot_t *s);
 void px_snapshot_unref(px_snapshot_t *s);
+/** Snapshots in memory: the current one, and old ones still held by requests or listeners. */
+int64_t px_snapshots_live(void);
 /** Returns the view of `l` in `s`, or NULL when `s` has no listener at that address. */
 const px_lview_t *px_snapshot_view(const px_snapshot_t *s, const px_listener_t *l);
 /** Returns the route named `name` (first listener that has one), or NULL. */

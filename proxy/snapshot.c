@@ -23,6 +23,13 @@
 
 #include "proxy/proxy.h"
 
+static _Atomic int64_t live_snapshots;
+
+int64_t px_snapshots_live(void)
+{
+    return atomic_load(&live_snapshots);
+}
+
 const px_lview_t *px_snapshot_view(const px_snapshot_t *s, const px_listener_t *l)
 {
     for (unsigned i = 0; i < s->nviews; i++) {
@@ -84,6 +91,7 @@ static void snapshot_free(px_snapshot_t *s)
     free(s->yaml);
     free(s->admin_token);
     free(s);
+    atomic_fetch_sub(&live_snapshots, 1);
 }
 
 void px_snapshot_unref(px_snapshot_t *s)
@@ -185,6 +193,7 @@ px_snapshot_t *px_snapshot_build(px_server_t *srv, cfg_config_t *cfg, char *yaml
                                  px_build_error_t *err)
 {
     px_snapshot_t *s = rt_xcalloc(1, sizeof(*s));
+    atomic_fetch_add(&live_snapshots, 1);
     atomic_init(&s->refs, 1);
     s->cfg = cfg;
     s->yaml = yaml;

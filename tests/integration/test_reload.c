@@ -1009,6 +1009,51 @@ static void wait_upstream_received(int port, long base)
     ck_abort_msg("the slow request never reached the upstream");
 }
 
+/*
+ * A request keeps the snapshot it started with; an old snapshot is freed
+ * when its last request ends, and one that no request holds at once.
+ */
+START_TEST(test_reload_old_snapshot_freed_when_its_last_request_ends)
+{
+    pair_t p;
+    th_conn_t slow;
+    th_resp_t resp;
+    pair_start(&p, 100, 0, NULL, NULL);
+    ck_assert_int_eq((int)metric(&p.r, "remora_config_snapshots", -1), 1);
+
+    long base = th_echo_seq(p.stable.port);
+    it_open(&slow, p.r.port);
+    const char *slow_req = "GET /slow HTTP/1.1\r\nHost: test\r\nx-echo-delay: 1000ms\r\n\r\n";
+    it_send(&slow, slow_req, strlen(slow_req));
+    wait_upstream_received(p.stable.port, base);
+
+    char *to_canary = pair_yaml(&p, 0, 100), *to_stable = pair_yaml(&p, 100, 0);
+    ck_assert_int_eq(put_config(&p.r, to_canary), 2);
+    ck_assert_int_eq(put_config(&p.r, to_stable), 3);
+    /* Generation 1 (held by the slow request) and 3 (current); 2 goes as soon as the admin
+     * request that replaced it lets go (just after its answer). */
+    int64_t end = th_now_ms() + th_slack_ms(500);
+    while (metric(&p.r, "remora_config_snapshots", -1) != 2 && th_now_ms() < end) {
+        th_sleep_ms(5);
+    }
+    ck_assert_int_eq((int)metric(&p.r, "remora_config_snapshots", -1), 2);
+
+    ck_assert_int_eq(th_http_read_response(&slow, &resp, false), 0);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_int_eq(backend_of(&resp), 0); /* routed by the snapshot it started with */
+    th_resp_free(&resp);
+    end = th_now_ms() + th_slack_ms(2000);
+    while (metric(&p.r, "remora_config_snapshots", -1) != 1 && th_now_ms() < end) {
+        th_sleep_ms(10);
+    }
+    ck_assert_int_eq((int)metric(&p.r, "remora_config_snapshots", -1), 1);
+    th_conn_close(&slow);
+    free(to_canary);
+    free(to_stable);
+}
+
+END_TEST
+
 START_TEST(test_reload_listener_moves_and_old_connections_live_on)
 {
     pair_t p;
@@ -1521,6 +1566,7 @@ Suite *suite_integration_reload(void)
     tcase_add_test(tc, test_reload_token_guards_the_write_endpoints);
     tc = reload_tcase(s, "carry", 20);
     tcase_add_test(tc, test_reload_listener_moves_and_old_connections_live_on);
+    tcase_add_test(tc, test_reload_old_snapshot_freed_when_its_last_request_ends);
     tcase_add_test(tc, test_reload_listeners_added_removed_and_bind_failure_changes_nothing);
     tcase_add_test(tc, test_reload_filter_state_carried_when_rule_unchanged);
     return s;
