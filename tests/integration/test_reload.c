@@ -715,6 +715,53 @@ START_TEST(test_reload_watch_picks_up_rewrites)
 
 END_TEST
 
+/* Appends a line to a file next to the config every 5 ms until told to stop. */
+typedef struct busy_neighbour {
+    char path[512];
+    atomic_bool stop;
+} busy_neighbour_t;
+
+static void *neighbour_main(void *arg)
+{
+    busy_neighbour_t *b = arg;
+    while (!atomic_load(&b->stop)) {
+        FILE *f = fopen(b->path, "a");
+        if (f) {
+            fputs("GET / 200\n", f);
+            fclose(f);
+        }
+        th_sleep_ms(5);
+    }
+    return NULL;
+}
+
+/*
+ * A file next to the config that never stops changing (an access log) does
+ * not keep the watch from noticing the config: its events are not the
+ * config's, and the wait for a quiet directory is bounded.
+ */
+START_TEST(test_reload_watch_ignores_a_busy_neighbour)
+{
+    pair_t p;
+    static const char *const watch[] = {"--watch", NULL};
+    pair_start(&p, 100, 0, NULL, watch);
+    char *to_canary = pair_yaml(&p, 0, 100);
+    busy_neighbour_t b = {.stop = false};
+    snprintf(b.path, sizeof(b.path), "%s.access.log", p.r.conf);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, neighbour_main, &b), 0);
+    th_sleep_ms(200);
+    ck_assert_int_eq(generation(&p.r), 1); /* the neighbour alone reloads nothing */
+    rewrite_conf(&p.r, to_canary);
+    wait_generation(&p.r, 2, "--watch beside a file written every 5 ms");
+    atomic_store(&b.stop, true);
+    pthread_join(t, NULL);
+    assert_served_by(p.r.port, 5, "canary");
+    free(to_canary);
+}
+
+END_TEST
+
 /* ---- route weights and the canary endpoints ---- */
 
 /* Asserts a weights answer: 200 {"generation":gen,"route":route,"weights":{...}}. */
@@ -1559,6 +1606,7 @@ Suite *suite_integration_reload(void)
     tc = reload_tcase(s, "file", 20);
     tcase_add_test(tc, test_reload_sighup_and_post_reload_reread_the_file);
     tcase_add_test(tc, test_reload_watch_picks_up_rewrites);
+    tcase_add_test(tc, test_reload_watch_ignores_a_busy_neighbour);
     tc = reload_tcase(s, "routes", 20);
     tcase_add_test(tc, test_reload_route_weights_edit_in_place);
     tcase_add_test(tc, test_reload_route_weights_errors_change_nothing);
