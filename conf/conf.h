@@ -245,7 +245,10 @@ typedef struct cfg_error {
     char *message;
 } cfg_error_t;
 
-/** Every problem found in one document (caller storage; zero value is empty). */
+/**
+ * Every problem found in one document (caller storage; zero value is empty).
+ * Only cfg_* functions add to it: its capacity is implied by `count`.
+ */
 typedef struct cfg_errors {
     cfg_error_t *items;
     size_t count;
@@ -254,7 +257,9 @@ typedef struct cfg_errors {
 /**
  * Loads, converts, defaults and validates `len` bytes of YAML. Returns 0 and
  * `*out` (caller owns; free with cfg_config_free), or -1 with every problem
- * appended to `errs` (then `*out` is untouched).
+ * appended to `errs` (then `*out` is untouched). Untrusted input is safe: the
+ * time taken is linear in `len`, collections nested deeper than 64 levels are
+ * a syntax error, and aliases may add at most 100000 nodes in all.
  */
 int cfg_load_data(const char *yaml, size_t len, cfg_config_t **out, cfg_errors_t *errs);
 /** Like cfg_load_data on the contents of `path` (unreadable file -> one problem). */
@@ -318,10 +323,11 @@ typedef struct cfg_weight {
  * `weight` key is added after the entry's last key, in the entry's style.
  * When `w` names a backend twice, the last one wins. Returns 0, or -1 with
  * problems appended to `errs` and `*out` untouched: a YAML syntax error (or
- * UTF-16 input); no such route (path "", message `no route named "NAME"`);
- * a backend not in the route (path "listeners[i].routes[j].backends" at its
- * line, message `no backend named "NAME"`); a `weight` that is not a
- * scalar. Does not validate the result: the caller loads it like any config.
+ * UTF-16 input, or nesting deeper than 64 levels); no such route (path "",
+ * message `no route named "NAME"`); a backend not in the route (path
+ * "listeners[i].routes[j].backends" at its line, message `no backend named
+ * "NAME"`); a `weight` that is not a scalar. Does not validate the result:
+ * the caller loads it like any config.
  */
 int cfg_set_weights(const char *yaml, size_t len, const char *route, const cfg_weight_t *w,
                     size_t n, char **out, size_t *out_len, cfg_errors_t *errs);

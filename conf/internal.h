@@ -42,7 +42,47 @@ const char *cfg__suggest_key(const char *parent, const char *key);
 /** Returns the optimal string alignment (restricted Damerau-Levenshtein) distance of a and b. */
 size_t cfg__edit_distance(const char *a, const char *b);
 
+/* ---- index.c: string -> position hash index (keeps lookups by path or name O(1)) ---- */
+
+typedef struct cfg__index_slot {
+    const char *key; /* borrowed; NULL = empty slot */
+    uint64_t hash;
+    size_t pos;
+} cfg__index_slot_t;
+
+/** A hash index; the zero value is empty. */
+typedef struct cfg__index {
+    cfg__index_slot_t *slots;
+    size_t cap, count; /* cap: 0 or a power of two >= 2 * count */
+} cfg__index_t;
+
+/**
+ * Adds `key` (borrowed: it must outlive the index, unchanged) at `pos`
+ * unless it is already there. Returns the position now stored under `key`:
+ * `pos`, or the earlier one.
+ */
+size_t cfg__index_put(cfg__index_t *ix, const char *key, size_t pos);
+/** Returns the position stored under `key`, or SIZE_MAX. */
+size_t cfg__index_get(const cfg__index_t *ix, const char *key);
+void cfg__index_destroy(cfg__index_t *ix);
+
 /* ---- lines.c: one libyaml event pass -> "listeners[0].routes[2].name" -> line:column ---- */
+
+/*
+ * Nodes that aliases may add to a document, all aliases together. libcyaml
+ * expands every alias into a copy, so without a bound a few KB of nested
+ * aliases ("billion laughs") ask for billions of structs. No real config
+ * comes near; a 1 MiB document without aliases has at most ~350000 nodes.
+ */
+#define CFG__MAX_ALIAS_NODES 100000u
+
+/*
+ * Collections nested deeper than this are refused as a syntax error, and the
+ * parse stops there: libyaml 0.2.5's scanner re-examines every open flow
+ * level on each token, so nesting d deep costs O(d^2) (1 MiB of '[' took
+ * minutes). No config is nested more than about 10 deep.
+ */
+#define CFG__MAX_NESTING 64
 
 typedef struct cfg__lines_entry {
     char *path;
@@ -52,12 +92,18 @@ typedef struct cfg__lines_entry {
 typedef struct cfg__lines {
     cfg__lines_entry_t *items;
     size_t count, cap;
+    cfg__index_t index; /* path -> first entry with that path */
+    /* Nodes added by expanding aliases (saturating), and where that passed the limit. */
+    uint64_t alias_nodes;
+    char *alias_path; /* NULL until alias_nodes > CFG__MAX_ALIAS_NODES */
+    unsigned alias_line, alias_column;
 } cfg__lines_t;
 
 /**
- * Indexes every node of the first document of `yaml`. Returns 0, or -1 on a
- * YAML syntax error with its position and libyaml's text in `*line`,
- * `*column` and `msg` (the index then holds what came before the error).
+ * Indexes every node of the first document of `yaml`, and counts the nodes
+ * its aliases add. Returns 0, or -1 on a YAML syntax error (or nesting deeper
+ * than CFG__MAX_NESTING) with its position and text in `*line`, `*column`
+ * and `msg` (the index then holds what came before the error).
  */
 int cfg__lines_build(cfg__lines_t *lines, const char *yaml, size_t len, unsigned *line,
                      unsigned *column, char *msg, size_t msg_size);
@@ -84,7 +130,12 @@ typedef struct cfg__walk {
     const cfg__lines_t *lines;
     char path[512];
     size_t len;
+    cfg__index_t seen; /* paths of errs->items[first..indexed) */
+    size_t indexed;
 } cfg__walk_t;
+
+/** Frees what the walk allocated (not its problems). */
+void cfg__walk_destroy(cfg__walk_t *w);
 
 /** Pushes ".key" (or "key" at the root); returns the previous length for cfg__walk_pop. */
 size_t cfg__walk_key(cfg__walk_t *w, const char *key);

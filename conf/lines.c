@@ -8,6 +8,14 @@
  * A mapping value is placed at its key (that is where a compiler would point);
  * a sequence entry at its first character. Aliases are leaves: paths below
  * them resolve to the alias itself through cfg__lines_locate's fallback.
+ * Lookups go through a hash index of the paths (index.c).
+ *
+ * The same pass measures what libcyaml's alias expansion would build: every
+ * node counts one, an alias counts the nodes of its anchor's subtree with
+ * that subtree's own aliases expanded, and `alias_nodes` sums what aliases
+ * add, saturating. An anchored collection's expanded size is the growth of
+ * the running total between its start and end. An anchor defined twice
+ * counts its larger definition, so the sum is never an underestimate.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +26,7 @@
 #include "conf/internal.h"
 #include "runtime/base.h"
 
-/* Nesting deeper than this is indexed no further (no config is that deep). */
+/* Nesting deeper than this is indexed no further (and refused: CFG__MAX_NESTING). */
 #define MAX_DEPTH 64
 
 typedef struct frame {
@@ -30,17 +38,139 @@ typedef struct frame {
     yaml_mark_t key_mark;
 } frame_t;
 
+/* The expanded size of each anchor, by name. */
+typedef struct anchor {
+    char *name;
+    uint64_t nodes;
+} anchor_t;
+
+/* An anchored collection still open: its name, depth and the node total at its start. */
+typedef struct open_anchor {
+    char *name;
+    size_t depth;
+    uint64_t start;
+} open_anchor_t;
+
+typedef struct aliases {
+    anchor_t *anchors;
+    size_t count, cap;
+    cfg__index_t by_name; /* name -> anchors[] */
+    open_anchor_t *open;
+    size_t nopen, open_cap;
+    size_t depth;   /* of every collection, unlike the path stack's (which stops at MAX_DEPTH) */
+    uint64_t total; /* nodes so far with aliases expanded, saturating */
+} aliases_t;
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    uint64_t r;
+    return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+static void anchor_set(aliases_t *al, const char *name, uint64_t nodes)
+{
+    size_t i = cfg__index_get(&al->by_name, name);
+    if (i != SIZE_MAX) {
+        al->anchors[i].nodes = nodes > al->anchors[i].nodes ? nodes : al->anchors[i].nodes;
+        return;
+    }
+    if (al->count == al->cap) {
+        al->cap = al->cap ? al->cap * 2 : 16;
+        al->anchors = rt_xrealloc(al->anchors, al->cap * sizeof(al->anchors[0]));
+    }
+    al->anchors[al->count] = (anchor_t){.name = rt_xstrdup(name), .nodes = nodes};
+    cfg__index_put(&al->by_name, al->anchors[al->count].name, al->count);
+    al->count++;
+}
+
+/* Counts one node event (alias, scalar or collection start/end); returns what an alias adds. */
+static uint64_t aliases_count(aliases_t *al, const yaml_event_t *ev)
+{
+    const yaml_char_t *anchor = NULL;
+    uint64_t added = 0;
+    switch (ev->type) {
+    case YAML_ALIAS_EVENT: {
+        /* An alias of an unknown or unfinished anchor is libcyaml's error; count it as one. */
+        size_t i = cfg__index_get(&al->by_name, (const char *)ev->data.alias.anchor);
+        added = i != SIZE_MAX ? al->anchors[i].nodes : 1;
+        al->total = sat_add(al->total, added);
+        return added;
+    }
+    case YAML_SCALAR_EVENT:
+        al->total = sat_add(al->total, 1);
+        if (ev->data.scalar.anchor != NULL) {
+            anchor_set(al, (const char *)ev->data.scalar.anchor, 1);
+        }
+        return 0;
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT:
+        anchor = ev->type == YAML_SEQUENCE_START_EVENT ? ev->data.sequence_start.anchor
+                                                       : ev->data.mapping_start.anchor;
+        al->depth++;
+        if (anchor != NULL) {
+            if (al->nopen == al->open_cap) {
+                al->open_cap = al->open_cap ? al->open_cap * 2 : 16;
+                al->open = rt_xrealloc(al->open, al->open_cap * sizeof(al->open[0]));
+            }
+            al->open[al->nopen++] = (open_anchor_t){
+                .name = rt_xstrdup((const char *)anchor),
+                .depth = al->depth,
+                .start = al->total,
+            };
+        }
+        al->total = sat_add(al->total, 1);
+        return 0;
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+        if (al->nopen > 0 && al->open[al->nopen - 1].depth == al->depth) {
+            open_anchor_t *o = &al->open[--al->nopen];
+            anchor_set(al, o->name, al->total - o->start);
+            free(o->name);
+        }
+        al->depth--;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static void aliases_destroy(aliases_t *al)
+{
+    for (size_t i = 0; i < al->count; i++) {
+        free(al->anchors[i].name);
+    }
+    for (size_t i = 0; i < al->nopen; i++) {
+        free(al->open[i].name);
+    }
+    free(al->anchors);
+    free(al->open);
+    cfg__index_destroy(&al->by_name);
+}
+
 static void add(cfg__lines_t *lines, const char *path, yaml_mark_t mark)
 {
     if (lines->count == lines->cap) {
         lines->cap = lines->cap ? lines->cap * 2 : 64;
         lines->items = rt_xrealloc(lines->items, lines->cap * sizeof(lines->items[0]));
     }
-    lines->items[lines->count++] = (cfg__lines_entry_t){
+    lines->items[lines->count] = (cfg__lines_entry_t){
         .path = rt_xstrdup(path),
         .line = (unsigned)mark.line + 1,
         .column = (unsigned)mark.column + 1,
     };
+    cfg__index_put(&lines->index, lines->items[lines->count].path, lines->count);
+    lines->count++;
+}
+
+/* Records where the aliases' additions passed CFG__MAX_ALIAS_NODES (the first time). */
+static void alias_limit(cfg__lines_t *lines, uint64_t added, const char *path, yaml_mark_t mark)
+{
+    lines->alias_nodes = sat_add(lines->alias_nodes, added);
+    if (lines->alias_nodes > CFG__MAX_ALIAS_NODES && lines->alias_path == NULL) {
+        lines->alias_path = rt_xstrdup(path);
+        lines->alias_line = (unsigned)mark.line + 1;
+        lines->alias_column = (unsigned)mark.column + 1;
+    }
 }
 
 /*
@@ -90,6 +220,7 @@ int cfg__lines_build(cfg__lines_t *lines, const char *yaml, size_t len, unsigned
     char path[512];
     int depth = -1, skip = 0, rc = 0;
     bool done = false;
+    aliases_t al = {0};
 
     RT_CHECK(yaml_parser_initialize(&parser), "yaml_parser_initialize");
     yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
@@ -104,18 +235,32 @@ int cfg__lines_build(cfg__lines_t *lines, const char *yaml, size_t len, unsigned
             rc = -1;
             break;
         }
+        uint64_t added = aliases_count(&al, &ev);
         switch (ev.type) {
         case YAML_SCALAR_EVENT:
         case YAML_ALIAS_EVENT:
             if (skip == 0) {
                 on_node(lines, stack, depth, path, sizeof(path), &ev);
-                if (depth >= 0) {
-                    path[stack[depth].len] = '\0';
-                }
+            }
+            if (added > 0) {
+                /* `path` still names the alias (unless skipped: then an ancestor) */
+                alias_limit(lines, added, path, ev.start_mark);
+            }
+            if (skip == 0 && depth >= 0) {
+                path[stack[depth].len] = '\0';
             }
             break;
         case YAML_SEQUENCE_START_EVENT:
         case YAML_MAPPING_START_EVENT: {
+            if (al.depth > CFG__MAX_NESTING) {
+                *line = (unsigned)ev.start_mark.line + 1;
+                *column = (unsigned)ev.start_mark.column + 1;
+                snprintf(msg, msg_size, "collections nested deeper than %d levels",
+                         CFG__MAX_NESTING);
+                rc = -1;
+                done = true;
+                break;
+            }
             if (skip > 0) {
                 skip++;
                 break;
@@ -153,17 +298,14 @@ int cfg__lines_build(cfg__lines_t *lines, const char *yaml, size_t len, unsigned
         yaml_event_delete(&ev);
     }
     yaml_parser_delete(&parser);
+    aliases_destroy(&al);
     return rc;
 }
 
 const cfg__lines_entry_t *cfg__lines_find(const cfg__lines_t *lines, const char *path)
 {
-    for (size_t i = 0; i < lines->count; i++) {
-        if (strcmp(lines->items[i].path, path) == 0) {
-            return &lines->items[i];
-        }
-    }
-    return NULL;
+    size_t i = cfg__index_get(&lines->index, path);
+    return i != SIZE_MAX ? &lines->items[i] : NULL;
 }
 
 bool cfg__lines_locate(const cfg__lines_t *lines, const char *path, unsigned *line,
@@ -198,5 +340,7 @@ void cfg__lines_destroy(cfg__lines_t *lines)
         free(lines->items[i].path);
     }
     free(lines->items);
+    free(lines->alias_path);
+    cfg__index_destroy(&lines->index);
     *lines = (cfg__lines_t){0};
 }

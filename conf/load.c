@@ -17,6 +17,11 @@
  * A loaded config is immutable and reference counted: the load holds the
  * first reference, cfg_config_retain adds one, cfg_config_free drops one and
  * the last frees.
+ *
+ * Input from the admin API is untrusted, so a load stays linear in its size:
+ * lookups by path or name are hashed (index.c), and a document whose aliases
+ * would make libcyaml build more than CFG__MAX_ALIAS_NODES extra nodes is
+ * refused before libcyaml sees it (lines.c counts them).
  */
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -214,6 +219,12 @@ int cfg_load_data(const char *yaml, size_t len, cfg_config_t **out, cfg_errors_t
         cfg__error_add(errs, "", line, col, "YAML syntax error: %s", msg);
         goto fail_free_lines;
     }
+    if (lines.alias_path != NULL) {
+        /* Before libcyaml, which would build every copy. */
+        cfg__error_add(errs, lines.alias_path, lines.alias_line, lines.alias_column,
+                       "aliases expand the document by more than %u nodes", CFG__MAX_ALIAS_NODES);
+        goto fail_free_lines;
+    }
 
     cyaml_config_t cy = cfg__cyaml_free_config;
     cy.log_fn = on_cyaml_log;
@@ -232,6 +243,7 @@ int cfg_load_data(const char *yaml, size_t len, cfg_config_t **out, cfg_errors_t
     cfg__convert(cfg, &w);
     cfg__defaults_apply(cfg);
     cfg__validate(cfg, &w);
+    cfg__walk_destroy(&w);
     if (errs->count != before) {
         goto fail_free_cfg;
     }

@@ -37,7 +37,7 @@
 #include "conf/internal.h"
 #include "runtime/base.h"
 
-/* Nesting deeper than this is skipped (the nodes we edit are 7 deep). */
+/* Nesting deeper than this is skipped (the nodes we edit are 7 deep), and refused. */
 #define MAX_DEPTH 64
 #define NO_ENTRY SIZE_MAX
 
@@ -439,6 +439,15 @@ static int collect(patch_t *p, const char *yaml, size_t len)
         case YAML_SEQUENCE_START_EVENT:
         case YAML_MAPPING_START_EVENT:
             on_node(p, &ev);
+            if (p->depth + 1 + p->skip > CFG__MAX_NESTING) {
+                /* Stop here: libyaml's scanner slows down quadratically with the depth. */
+                cfg__error_add(p->errs, "", (unsigned)ev.start_mark.line + 1,
+                               (unsigned)ev.start_mark.column + 1,
+                               "YAML syntax error: collections nested deeper than %d levels",
+                               CFG__MAX_NESTING);
+                rc = -1;
+                done = true;
+            }
             break;
         case YAML_SEQUENCE_END_EVENT:
         case YAML_MAPPING_END_EVENT:
@@ -616,7 +625,10 @@ static size_t block_point(const char *yaml, size_t len, size_t pos, bool *lead)
     if (pos == 0 || yaml[pos - 1] == '\n' || yaml[pos - 1] == '\r') {
         return pos; /* the content (a block scalar) ended with its line break */
     }
-    skip_colon(yaml, len, &pos); /* the last content was a key with an empty value */
+    if (skip_colon(yaml, len, &pos)) {
+        /* The last content was a key with an empty value, which may carry an anchor or tag. */
+        pos = skip_decorations(yaml, len, pos);
+    }
     size_t q = skip_blanks(yaml, len, pos);
     if (q < len && yaml[q] == '#') {
         while (q < len && yaml[q] != '\n' && yaml[q] != '\r') {
@@ -654,9 +666,13 @@ static void splice(buf_t *out, const char *yaml, size_t len, size_t *from, const
         resume = at;
         break;
     case EDIT_FLOW:
-        skip_colon(yaml, len, &at); /* `{ a: b, c: }` -> `{ a: b, c:, weight: N }` */
-        resume = at;
+        /* `{ a: b, c: }` -> `{ a: b, c: , weight: N }`: libyaml refuses a plain `c:,` */
         prefix = ", weight: ";
+        if (skip_colon(yaml, len, &at)) {
+            at = skip_decorations(yaml, len, at); /* `c: &x }` -> `c: &x , weight: N }` */
+            prefix = " , weight: ";
+        }
+        resume = at;
         break;
     case EDIT_BLOCK:
         at = resume = block_point(yaml, len, e->start, &lead);

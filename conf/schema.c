@@ -10,6 +10,7 @@
  * path to list the keys valid there, and equal.c compares two structs field by
  * field through the cluster, filter and canary field arrays exported below.
  */
+#include <malloc.h>
 #include <stdlib.h>
 
 #include "conf/internal.h"
@@ -222,7 +223,13 @@ const cyaml_schema_value_t cfg__config_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, cfg_config_t, config_fields),
 };
 
-/* libcyaml allocates through this, so its frees and ours (free()) match. */
+/*
+ * libcyaml allocates through this, so its frees and ours (free()) match.
+ * libcyaml 1.3.1 grows a sequence one entry at a time; an allocator that
+ * moves the block each time (ASan's always does, glibc's once its mmap
+ * threshold has grown) then copies N entries N times. So a block that grows
+ * gets room to double into, and growing within that room is free.
+ */
 static void *cyaml_xrealloc(void *ctx, void *ptr, size_t size)
 {
     (void)ctx;
@@ -230,7 +237,14 @@ static void *cyaml_xrealloc(void *ctx, void *ptr, size_t size)
         free(ptr);
         return NULL;
     }
-    return rt_xrealloc(ptr, size);
+    if (ptr == NULL) {
+        return rt_xmalloc(size);
+    }
+    size_t room = malloc_usable_size(ptr);
+    if (size <= room) {
+        return ptr;
+    }
+    return rt_xrealloc(ptr, size > 2 * room ? size : 2 * room);
 }
 
 const cyaml_config_t cfg__cyaml_free_config = {

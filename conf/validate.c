@@ -12,12 +12,29 @@
  * (listeners and admin: numeric IP; cluster endpoints may be names); ranges
  * of limits, timeouts, ratios and statuses; one filter kind per filter entry;
  * references to other routes and clusters.
+ *
+ * Uniqueness and references are looked up in hash indexes of the names
+ * (index.c), not by comparing every pair: the document comes from the admin
+ * API, and N entries must not cost N^2 string comparisons.
  */
 #include <string.h>
 
 #include "conf/internal.h"
 
 #define MAX_WEIGHT 1000000u
+
+/* Name -> first position with that name. */
+typedef struct names {
+    cfg__index_t clusters;  /* clusters[].name */
+    cfg__index_t listeners; /* listeners[].name */
+    cfg__index_t addresses; /* listeners[].address */
+    cfg__index_t routes;    /* routes[].name of the listener being checked */
+} names_t;
+
+static bool has_cluster(const names_t *n, const char *name)
+{
+    return cfg__index_get(&n->clusters, name) != SIZE_MAX;
+}
 
 /* Reports a missing or empty required string; returns whether it is set. */
 static bool required(cfg__walk_t *w, const char *key, const char *value)
@@ -68,17 +85,7 @@ static void sticky(cfg__walk_t *w, const char *s)
     }
 }
 
-static bool route_exists(const cfg_listener_t *l, const char *name)
-{
-    for (unsigned i = 0; i < l->routes_count; i++) {
-        if (strcmp(l->routes[i].name, name) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static void rate_limit(const cfg_rate_limit_t *rl, const cfg_listener_t *l, const cfg_route_t *r,
+static void rate_limit(const cfg_rate_limit_t *rl, const names_t *n, const cfg_route_t *r,
                        cfg__walk_t *w)
 {
     if (rl->rate_text == NULL) {
@@ -97,15 +104,14 @@ static void rate_limit(const cfg_rate_limit_t *rl, const cfg_listener_t *l, cons
     if (rl->related_route[0] != '\0') {
         if (strcmp(rl->related_route, r->name) == 0) {
             cfg__walk_error(w, "related_route", "must name another route");
-        } else if (!route_exists(l, rl->related_route)) {
+        } else if (cfg__index_get(&n->routes, rl->related_route) == SIZE_MAX) {
             cfg__walk_error(w, "related_route", "no route '%s' in this listener",
                             rl->related_route);
         }
     }
 }
 
-static void circuit_breaker(const cfg_circuit_breaker_t *cb, const cfg_config_t *cfg,
-                            cfg__walk_t *w)
+static void circuit_breaker(const cfg_circuit_breaker_t *cb, const names_t *n, cfg__walk_t *w)
 {
     if (cb->threshold_text == NULL) {
         cfg__walk_error(w, "threshold", "is required");
@@ -119,7 +125,7 @@ static void circuit_breaker(const cfg_circuit_breaker_t *cb, const cfg_config_t 
     positive_duration(w, "slow_call", cb->slow_call);
     positive_duration(w, "window", cb->window);
     positive_duration(w, "open_for", cb->open_for);
-    if (cb->fallback_cluster[0] != '\0' && cfg_find_cluster(cfg, cb->fallback_cluster) == NULL) {
+    if (cb->fallback_cluster[0] != '\0' && !has_cluster(n, cb->fallback_cluster)) {
         cfg__walk_error(w, "fallback_cluster", "no cluster named '%s'", cb->fallback_cluster);
     }
 }
@@ -133,8 +139,7 @@ static void fault(const cfg_fault_t *f, cfg__walk_t *w)
     }
 }
 
-static void filters(const cfg_route_t *r, const cfg_listener_t *l, const cfg_config_t *cfg,
-                    cfg__walk_t *w)
+static void filters(const cfg_route_t *r, const names_t *n, cfg__walk_t *w)
 {
     size_t o = cfg__walk_key(w, "filters");
     for (unsigned i = 0; i < r->filters_count; i++) {
@@ -150,11 +155,11 @@ static void filters(const cfg_route_t *r, const cfg_listener_t *l, const cfg_con
         }
         if (f->rate_limit != NULL) {
             size_t o3 = cfg__walk_key(w, "rate_limit");
-            rate_limit(f->rate_limit, l, r, w);
+            rate_limit(f->rate_limit, n, r, w);
             cfg__walk_pop(w, o3);
         } else if (f->circuit_breaker != NULL) {
             size_t o3 = cfg__walk_key(w, "circuit_breaker");
-            circuit_breaker(f->circuit_breaker, cfg, w);
+            circuit_breaker(f->circuit_breaker, n, w);
             cfg__walk_pop(w, o3);
         } else if (f->fault != NULL) {
             size_t o3 = cfg__walk_key(w, "fault");
@@ -182,7 +187,7 @@ static const cfg_backend_t *find_backend(const cfg_route_t *r, const char *name)
     return NULL;
 }
 
-static void backends(const cfg_route_t *r, const cfg_config_t *cfg, cfg__walk_t *w)
+static void backends(const cfg_route_t *r, const names_t *n, cfg__walk_t *w)
 {
     if (r->backends_count == 0) {
         cfg__walk_error(w, "backends",
@@ -190,21 +195,20 @@ static void backends(const cfg_route_t *r, const cfg_config_t *cfg, cfg__walk_t 
         return;
     }
     size_t o = cfg__walk_key(w, "backends");
+    cfg__index_t seen = {0}; /* backends[].name -> the first with that name */
     uint64_t sum = 0;
     bool all_weights = true; /* a missing or bad weight is reported once, not as a zero sum */
     for (unsigned i = 0; i < r->backends_count; i++) {
         const cfg_backend_t *b = &r->backends[i];
         size_t o2 = cfg__walk_index(w, i);
         if (required(w, "name", b->name)) {
-            for (unsigned j = 0; j < i; j++) {
-                if (strcmp(r->backends[j].name, b->name) == 0) {
-                    cfg__walk_error(w, "name", "duplicate backend name '%s' (also backends[%u])",
-                                    b->name, j);
-                    break;
-                }
+            size_t j = cfg__index_put(&seen, b->name, i);
+            if (j != i) {
+                cfg__walk_error(w, "name", "duplicate backend name '%s' (also backends[%u])",
+                                b->name, (unsigned)j);
             }
         }
-        if (required(w, "cluster", b->cluster) && cfg_find_cluster(cfg, b->cluster) == NULL) {
+        if (required(w, "cluster", b->cluster) && !has_cluster(n, b->cluster)) {
             cfg__walk_error(w, "cluster", "no cluster named '%s'", b->cluster);
         }
         if (b->weight_text == NULL) {
@@ -219,6 +223,7 @@ static void backends(const cfg_route_t *r, const cfg_config_t *cfg, cfg__walk_t 
     if (all_weights && sum == 0) {
         cfg__walk_error(w, NULL, "the weights must add up to more than 0");
     }
+    cfg__index_destroy(&seen);
     cfg__walk_pop(w, o);
 }
 
@@ -292,16 +297,13 @@ static void match(const cfg_match_t *m, cfg__walk_t *w)
     cfg__walk_pop(w, o);
 }
 
-static void route(const cfg_route_t *r, const cfg_listener_t *l, unsigned index,
-                  const cfg_config_t *cfg, cfg__walk_t *w)
+static void route(const cfg_route_t *r, unsigned index, const names_t *n, cfg__walk_t *w)
 {
     if (required(w, "name", r->name)) {
-        for (unsigned j = 0; j < index; j++) {
-            if (strcmp(l->routes[j].name, r->name) == 0) {
-                cfg__walk_error(w, "name", "duplicate route name '%s' (also routes[%u])", r->name,
-                                j);
-                break;
-            }
+        size_t j = cfg__index_get(&n->routes, r->name);
+        if (j != index) {
+            cfg__walk_error(w, "name", "duplicate route name '%s' (also routes[%u])", r->name,
+                            (unsigned)j);
         }
     }
     match(&r->match, w);
@@ -311,31 +313,29 @@ static void route(const cfg_route_t *r, const cfg_listener_t *l, unsigned index,
         cfg__walk_error(w, "attempts", "must be <= 10");
         cfg__walk_pop(w, o);
     }
-    filters(r, l, cfg, w);
-    backends(r, cfg, w);
+    filters(r, n, w);
+    backends(r, n, w);
     if (r->canary != NULL) {
         canary(r, w);
     }
 }
 
-static void listener(const cfg_config_t *cfg, unsigned index, cfg__walk_t *w)
+static void listener(const cfg_config_t *cfg, unsigned index, names_t *n, cfg__walk_t *w)
 {
     const cfg_listener_t *l = &cfg->listeners[index];
     if (required(w, "name", l->name)) {
-        for (unsigned j = 0; j < index; j++) {
-            if (strcmp(cfg->listeners[j].name, l->name) == 0) {
-                cfg__walk_error(w, "name", "duplicate listener name '%s' (also listeners[%u])",
-                                l->name, j);
-                break;
-            }
+        size_t j = cfg__index_put(&n->listeners, l->name, index);
+        if (j != index) {
+            cfg__walk_error(w, "name", "duplicate listener name '%s' (also listeners[%u])", l->name,
+                            (unsigned)j);
         }
     }
     address(w, "address", l->address, true, true);
-    for (unsigned j = 0; j < index && l->address[0] != '\0'; j++) {
-        if (strcmp(cfg->listeners[j].address, l->address) == 0) {
+    if (l->address[0] != '\0') {
+        size_t j = cfg__index_put(&n->addresses, l->address, index);
+        if (j != index) {
             cfg__walk_error(w, "address", "address '%s' already used by listeners[%u]", l->address,
-                            j);
-            break;
+                            (unsigned)j);
         }
     }
     positive_duration(w, "read_timeout", l->read_timeout);
@@ -350,25 +350,28 @@ static void listener(const cfg_config_t *cfg, unsigned index, cfg__walk_t *w)
     if (l->max_headers < 1 || l->max_headers > 128) {
         cfg__walk_error(w, "max_headers", "must be 1..128");
     }
+    /* All of them first: related_route may name a later route. */
+    cfg__index_destroy(&n->routes);
+    for (unsigned i = 0; i < l->routes_count; i++) {
+        cfg__index_put(&n->routes, l->routes[i].name, i);
+    }
     size_t o = cfg__walk_key(w, "routes");
     for (unsigned i = 0; i < l->routes_count; i++) {
         size_t o2 = cfg__walk_index(w, i);
-        route(&l->routes[i], l, i, cfg, w);
+        route(&l->routes[i], i, n, w);
         cfg__walk_pop(w, o2);
     }
     cfg__walk_pop(w, o);
 }
 
-static void cluster(const cfg_config_t *cfg, unsigned index, cfg__walk_t *w)
+static void cluster(const cfg_config_t *cfg, unsigned index, const names_t *n, cfg__walk_t *w)
 {
     const cfg_cluster_t *c = &cfg->clusters[index];
     if (required(w, "name", c->name)) {
-        for (unsigned j = 0; j < index; j++) {
-            if (strcmp(cfg->clusters[j].name, c->name) == 0) {
-                cfg__walk_error(w, "name", "duplicate cluster name '%s' (also clusters[%u])",
-                                c->name, j);
-                break;
-            }
+        size_t j = cfg__index_get(&n->clusters, c->name);
+        if (j != index) {
+            cfg__walk_error(w, "name", "duplicate cluster name '%s' (also clusters[%u])", c->name,
+                            (unsigned)j);
         }
     }
     if (c->endpoints_count == 0) {
@@ -394,6 +397,10 @@ static void cluster(const cfg_config_t *cfg, unsigned index, cfg__walk_t *w)
 
 void cfg__validate(const cfg_config_t *cfg, cfg__walk_t *w)
 {
+    names_t n = {0};
+    for (unsigned i = 0; i < cfg->clusters_count; i++) {
+        cfg__index_put(&n.clusters, cfg->clusters[i].name, i);
+    }
     if (cfg->runtime.procs > 1024) {
         size_t o = cfg__walk_key(w, "runtime");
         cfg__walk_error(w, "procs", "must be <= 1024");
@@ -410,15 +417,19 @@ void cfg__validate(const cfg_config_t *cfg, cfg__walk_t *w)
     size_t o = cfg__walk_key(w, "listeners");
     for (unsigned i = 0; i < cfg->listeners_count; i++) {
         size_t o2 = cfg__walk_index(w, i);
-        listener(cfg, i, w);
+        listener(cfg, i, &n, w);
         cfg__walk_pop(w, o2);
     }
     cfg__walk_pop(w, o);
     o = cfg__walk_key(w, "clusters");
     for (unsigned i = 0; i < cfg->clusters_count; i++) {
         size_t o2 = cfg__walk_index(w, i);
-        cluster(cfg, i, w);
+        cluster(cfg, i, &n, w);
         cfg__walk_pop(w, o2);
     }
     cfg__walk_pop(w, o);
+    cfg__index_destroy(&n.clusters);
+    cfg__index_destroy(&n.listeners);
+    cfg__index_destroy(&n.addresses);
+    cfg__index_destroy(&n.routes);
 }

@@ -12,8 +12,8 @@
 typedef Suite *suite_ctor_fn(void);
 
 static suite_ctor_fn *const suite_ctors[] = {
-    suite_conf_units,   suite_conf_load,  suite_conf_validate,
-    suite_conf_suggest, suite_conf_equal, suite_conf_patch,
+    suite_conf_units, suite_conf_load,  suite_conf_validate, suite_conf_suggest,
+    suite_conf_equal, suite_conf_patch, suite_conf_index,
 };
 
 int main(void)

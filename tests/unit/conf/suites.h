@@ -14,5 +14,6 @@ Suite *suite_conf_validate(void);
 Suite *suite_conf_suggest(void);
 Suite *suite_conf_equal(void);
 Suite *suite_conf_patch(void);
+Suite *suite_conf_index(void);
 
 #endif /* TH_CONF_SUITES_H */

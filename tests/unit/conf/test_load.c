@@ -3,7 +3,8 @@
  * test_load.c - cfg_load_data / cfg_load_file end to end: the defaults of
  * defaults.c show up, explicit values convert, strings are never NULL, errors
  * are appended and printed compiler-style, a failed load leaves `*out`
- * untouched, and a config is reference counted.
+ * untouched, untrusted input cannot make a load slow or huge (many problems,
+ * alias expansion, deep nesting), and a config is reference counted.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -469,6 +470,112 @@ START_TEST(test_load_config_refs_are_thread_safe)
 
 END_TEST
 
+/* A document of `head`, `n` copies of `unit` (a printf format given the copy's index), `tail`. */
+static char *generate(const char *head, const char *unit, size_t n, const char *tail)
+{
+    size_t cap = strlen(head) + strlen(tail) + n * (strlen(unit) + 24) + 1, len = 0;
+    char *doc = malloc(cap);
+    ck_assert_ptr_nonnull(doc);
+    len += (size_t)snprintf(doc, cap, "%s", head);
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(doc + len, cap - len, unit, i);
+    }
+    snprintf(doc + len, cap - len, "%s", tail);
+    return doc;
+}
+
+/*
+ * 30000 clusters with a problem each, and one duplicate name: placing and
+ * de-duplicating the problems and finding duplicates used to compare every
+ * pair (16000 entries took 13 s). The suite's timeout is the assertion.
+ */
+START_TEST(test_load_many_problems_take_linear_time)
+{
+    enum { N = 30000 };
+
+    char *doc = generate("clusters:\n", "  - { name: c%zu }\n", N,
+                         "  - { name: c7, endpoints: [127.0.0.1:1] }\n");
+    cfg_config_t *cfg = NULL;
+    cfg_errors_t errs = {0};
+    ck_assert_int_eq(cfg_load_data(doc, strlen(doc), &cfg, &errs), -1);
+    ck_assert_uint_eq(errs.count, 1 + N + 1); /* no listener; N endpoints; the duplicate */
+    ck_assert_str_eq(errs.items[1].path, "clusters[0].endpoints");
+    ck_assert_uint_eq(errs.items[1].line, 2);
+    ck_assert_str_eq(errs.items[N].path, "clusters[29999].endpoints");
+    ck_assert_uint_eq(errs.items[N].line, N + 1);
+    ck_assert_str_eq(errs.items[N + 1].path, "clusters[30000].name");
+    ck_assert_str_eq(errs.items[N + 1].message, "duplicate cluster name 'c7' (also clusters[7])");
+    ck_assert_uint_eq(errs.items[N + 1].line, N + 2);
+    cfg_errors_destroy(&errs);
+    free(doc);
+}
+
+END_TEST
+
+/* libcyaml copies every alias: 400 routes of 400 backends from a few KB ("billion laughs"). */
+START_TEST(test_load_alias_expansion_is_bounded)
+{
+    char *doc = generate("listeners:\n"
+                         "  - name: main\n"
+                         "    address: 127.0.0.1:10000\n"
+                         "    routes:\n"
+                         "      - &r\n"
+                         "        name: r\n"
+                         "        match: { path_prefix: / }\n"
+                         "        backends: [ &e { name: b, cluster: c, weight: 1 }",
+                         ", *e", 399, " ]\n");
+    char *full = generate(doc, "      - *r\n", 399,
+                          "clusters:\n  - { name: c, endpoints: [127.0.0.1:8081] }\n");
+    cfg_config_t *sentinel = (cfg_config_t *)&sentinel, *cfg = sentinel;
+    cfg_errors_t errs = {0};
+    ck_assert_int_eq(cfg_load_data(full, strlen(full), &cfg, &errs), -1);
+    ck_assert_ptr_eq(cfg, sentinel);
+    ck_assert_uint_eq(errs.count, 1);
+    ck_assert_str_eq(errs.items[0].message,
+                     "aliases expand the document by more than 100000 nodes");
+    /* at the alias that went over: a route, on its own line */
+    ck_assert_int_eq(strncmp(errs.items[0].path, "listeners[0].routes[", 20), 0);
+    ck_assert_uint_gt(errs.items[0].line, 8);
+    ck_assert_uint_eq(errs.items[0].column, 9);
+    cfg_errors_destroy(&errs);
+    free(full);
+    free(doc);
+}
+
+END_TEST
+
+/* libyaml's scanner is quadratic in the flow nesting depth: the load stops at level 65. */
+START_TEST(test_load_refuses_deep_nesting)
+{
+    enum { DEEP = 100000 };
+
+    char *doc = generate("listeners: ", "[", DEEP, "");
+    cfg_config_t *cfg = NULL;
+    cfg_errors_t errs = {0};
+    ck_assert_int_eq(cfg_load_data(doc, strlen(doc), &cfg, &errs), -1);
+    ck_assert_uint_eq(errs.count, 1);
+    ck_assert_str_eq(errs.items[0].path, "");
+    ck_assert_str_eq(errs.items[0].message,
+                     "YAML syntax error: collections nested deeper than 64 levels");
+    ck_assert_uint_eq(errs.items[0].line, 1);
+    ck_assert_uint_eq(errs.items[0].column, 11 + 64); /* the root mapping is level 1 */
+    cfg_errors_destroy(&errs);
+
+    free(doc);
+
+    /* 64 levels are not refused: libcyaml then reports what it expected */
+    char *open = generate("listeners: ", "[", 63, "");
+    doc = generate(open, "]", 63, "\n");
+    ck_assert_int_eq(cfg_load_data(doc, strlen(doc), &cfg, &errs), -1);
+    ck_assert_uint_eq(errs.count, 1);
+    ck_assert_str_eq(errs.items[0].message, "expected a mapping here, got a sequence");
+    cfg_errors_destroy(&errs);
+    free(doc);
+    free(open);
+}
+
+END_TEST
+
 Suite *suite_conf_load(void)
 {
     Suite *s = suite_create("conf/load");
@@ -484,6 +591,11 @@ Suite *suite_conf_load(void)
     tcase_add_test(tc, test_load_libcyaml_errors_get_our_path_and_line);
     tcase_add_test(tc, test_load_errors_print_like_a_compiler);
     tcase_add_test(tc, test_load_file_reports_unreadable_files);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("limits");
+    tcase_add_test(tc, test_load_many_problems_take_linear_time);
+    tcase_add_test(tc, test_load_alias_expansion_is_bounded);
+    tcase_add_test(tc, test_load_refuses_deep_nesting);
     suite_add_tcase(s, tc);
     tc = tcase_create("refs");
     tcase_add_test(tc, test_load_config_is_reference_counted);

@@ -204,6 +204,62 @@ START_TEST(test_patch_adds_a_missing_weight_in_flow_style)
 
 END_TEST
 
+/*
+ * An entry whose last key has an empty value: `cluster:,` would not parse
+ * (libyaml refuses a plain scalar followed by ":," in a flow collection).
+ */
+START_TEST(test_patch_adds_a_weight_after_an_empty_flow_value)
+{
+    const char *in = HEAD "      - name: orders\n"
+                          "        backends: [ { name: a, cluster: }, { name: b, \"cluster\": },\n"
+                          "                    { name: c, cluster:  } ]\n";
+    const char *want = HEAD "      - name: orders\n"
+                            "        backends: [ { name: a, cluster: , weight: 1 }, "
+                            "{ name: b, \"cluster\": , weight: 2 },\n"
+                            "                    { name: c, cluster: , weight: 3  } ]\n";
+    cfg_weight_t w[] = {W("a", 1), W("b", 2), W("c", 3)};
+    patch_eq(in, "orders", w, 3, want);
+
+    char *out = NULL;
+    size_t out_len = 0;
+    cfg_errors_t errs = {0};
+    ck_assert_int_eq(cfg_set_weights(in, strlen(in), "orders", w, 3, &out, &out_len, &errs), 0);
+    cfg_config_t *cfg = NULL;
+    ck_assert_int_eq(cfg_load_data(out, out_len, &cfg, &errs), -1); /* the clusters are empty */
+    ck_assert_str_ne(errs.items[0].message, "");
+    ck_assert_int_ne(strncmp(errs.items[0].message, "YAML syntax error", 17), 0);
+    cfg_errors_destroy(&errs);
+    free(out);
+}
+
+END_TEST
+
+/* An empty value with an anchor or tag keeps them: the new key goes after, not in between. */
+START_TEST(test_patch_adds_a_weight_after_a_decorated_empty_value)
+{
+    const char *in = HEAD "      - name: orders\n"
+                          "        backends:\n"
+                          "          - name: a\n"
+                          "            cluster: &c\n"
+                          "          - { name: b, cluster: !!str }\n"
+                          "          - name: c\n"
+                          "            cluster: &d !!str   # empty\n";
+    const char *want = HEAD "      - name: orders\n"
+                            "        backends:\n"
+                            "          - name: a\n"
+                            "            cluster: &c\n"
+                            "            weight: 1\n"
+                            "          - { name: b, cluster: !!str , weight: 2 }\n"
+                            "          - name: c\n"
+                            "            cluster: &d !!str   # empty\n"
+                            "            weight: 3\n";
+    cfg_weight_t w[] = {W("a", 1), W("b", 2), W("c", 3)};
+    patch_eq(in, "orders", w, 3, want);
+    patch_eq(want, "orders", w, 3, want); /* and setting them again changes nothing */
+}
+
+END_TEST
+
 START_TEST(test_patch_changes_only_the_named_route)
 {
     /* Same backend names in two routes of two listeners; `name` after `backends` too. */
@@ -339,6 +395,23 @@ START_TEST(test_patch_reports_yaml_syntax_errors)
 
 END_TEST
 
+/* libyaml's scanner is quadratic in the flow nesting depth: the parse stops at level 65. */
+START_TEST(test_patch_refuses_deep_nesting)
+{
+    enum { DEEP = 100000 };
+
+    char *in = malloc(DEEP + 1);
+    ck_assert_ptr_nonnull(in);
+    memset(in, '[', DEEP);
+    in[DEEP] = '\0';
+    cfg_weight_t w[] = {W("stable", 1)};
+    patch_fails(in, "orders", w, 1, "", 1,
+                "YAML syntax error: collections nested deeper than 64 levels");
+    free(in);
+}
+
+END_TEST
+
 START_TEST(test_patch_result_loads_with_the_new_weights)
 {
     const char *in = HEAD "      - name: orders\n"
@@ -398,6 +471,8 @@ Suite *suite_conf_patch(void)
     tcase_add_test(tc, test_patch_quoted_weights_stay_quoted);
     tcase_add_test(tc, test_patch_adds_a_missing_weight_in_block_style);
     tcase_add_test(tc, test_patch_adds_a_missing_weight_in_flow_style);
+    tcase_add_test(tc, test_patch_adds_a_weight_after_an_empty_flow_value);
+    tcase_add_test(tc, test_patch_adds_a_weight_after_a_decorated_empty_value);
     tcase_add_test(tc, test_patch_changes_only_the_named_route);
     tcase_add_test(tc, test_patch_last_duplicate_wins_and_nothing_listed_copies);
     tcase_add_test(tc, test_patch_counts_characters_not_bytes);
@@ -405,6 +480,7 @@ Suite *suite_conf_patch(void)
     tc = tcase_create("problems");
     tcase_add_test(tc, test_patch_reports_unknown_route_and_backend);
     tcase_add_test(tc, test_patch_reports_yaml_syntax_errors);
+    tcase_add_test(tc, test_patch_refuses_deep_nesting);
     suite_add_tcase(s, tc);
     tc = tcase_create("load");
     tcase_add_test(tc, test_patch_result_loads_with_the_new_weights);
