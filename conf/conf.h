@@ -245,6 +245,9 @@ typedef struct cfg_error {
     char *message;
 } cfg_error_t;
 
+/** At most this many problems are listed; then one more says that the rest were left out. */
+#define CFG_ERRORS_MAX 1000
+
 /**
  * Every problem found in one document (caller storage; zero value is empty).
  * Only cfg_* functions add to it: its capacity is implied by `count`.

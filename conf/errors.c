@@ -11,15 +11,10 @@
 #include "conf/internal.h"
 #include "runtime/base.h"
 
-static void error_vadd(cfg_errors_t *errs, const char *path, unsigned line, unsigned column,
-                       const char *fmt, va_list ap)
+/* Appends one problem; takes `msg`. */
+static void append(cfg_errors_t *errs, const char *path, unsigned line, unsigned column,
+                   char *msg)
 {
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
-    char *msg = rt_xmalloc(n > 0 ? (size_t)n + 1 : 1);
-    vsnprintf(msg, n > 0 ? (size_t)n + 1 : 1, fmt, ap);
     /*
      * cfg_errors_t keeps no capacity (its zero value must be empty), so it is
      * implied: `count` rounded up to a power of two, full when `count` is one.
@@ -37,6 +32,32 @@ static void error_vadd(cfg_errors_t *errs, const char *path, unsigned line, unsi
         .column = column,
         .message = msg,
     };
+}
+
+static void error_vadd(cfg_errors_t *errs, const char *path, unsigned line, unsigned column,
+                       const char *fmt, va_list ap)
+{
+    /*
+     * A 1 MiB body of broken entries makes hundreds of thousands of problems
+     * (100 MB, and a JSON answer of tens of MB): keep the first ones, like a
+     * compiler's error limit, and say that more were left out.
+     */
+    if (errs->count >= CFG_ERRORS_MAX) {
+        if (errs->count == CFG_ERRORS_MAX) {
+            char msg[96];
+            snprintf(msg, sizeof(msg), "too many problems: only the first %d are listed",
+                     CFG_ERRORS_MAX);
+            append(errs, "", 0, 0, rt_xstrdup(msg));
+        }
+        return;
+    }
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    char *msg = rt_xmalloc(n > 0 ? (size_t)n + 1 : 1);
+    vsnprintf(msg, n > 0 ? (size_t)n + 1 : 1, fmt, ap);
+    append(errs, path, line, column, msg);
 }
 
 void cfg__error_add(cfg_errors_t *errs, const char *path, unsigned line, unsigned column,
