@@ -12,8 +12,7 @@
 #include "runtime/base.h"
 
 /* Appends one problem; takes `msg`. */
-static void append(cfg_errors_t *errs, const char *path, unsigned line, unsigned column,
-                   char *msg)
+static void append(cfg_errors_t *errs, const char *path, unsigned line, unsigned column, char *msg)
 {
     /*
      * cfg_errors_t keeps no capacity (its zero value must be empty), so it is

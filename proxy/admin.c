@@ -8,12 +8,13 @@
  * config live in admin_config.c. Every endpoint is a row of one table; a
  * path may have one "*" segment (the NAME of /routes/NAME/weights).
  */
+#include "proxy/admin.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "proxy/admin.h"
 #include "proxy/headers.h"
 
 #define ADMIN_HEAD_MAX 8192

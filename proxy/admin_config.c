@@ -101,8 +101,7 @@ typedef struct weights_edit {
 } weights_edit_t;
 
 /* The canary's and the baseline's new weights: all of both to one of them. */
-static int canary_weights(const px_route_t *r, weights_op_t op, cfg_weight_t *w,
-                          px_reload_t *res)
+static int canary_weights(const px_route_t *r, weights_op_t op, cfg_weight_t *w, px_reload_t *res)
 {
     const cfg_canary_t *c = r->cfg->canary;
     if (!c) {

@@ -4,11 +4,12 @@
  * {"name": integer} objects the admin API takes (json.h). Strict: anything
  * but that shape is an error with its byte offset, never a guess.
  */
+#include "proxy/json.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "proxy/json.h"
 #include "runtime/rt.h"
 
 void px_sb_printf(px_sb_t *sb, const char *fmt, ...)

@@ -18,7 +18,7 @@
 
 typedef struct run_state {
     cfg_config_t *cfg;
-    char *yaml; /* the config's text, served by GET /config */
+    char *yaml;       /* the config's text, served by GET /config */
     const char *path; /* -c FILE, or NULL */
     bool watch;
     px_server_t srv;
@@ -59,9 +59,12 @@ static void main_g(void *arg)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
-        {"version", no_argument, NULL, 'V'},      {"print-default", no_argument, NULL, 'D'},
-        {"help", no_argument, NULL, 'h'},         {"watch", no_argument, NULL, 'w'},
+        {"config", required_argument, NULL, 'c'},
+        {"check", no_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'V'},
+        {"print-default", no_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},
+        {"watch", no_argument, NULL, 'w'},
         {0, 0, 0, 0},
     };
     const char *file = NULL;

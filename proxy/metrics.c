@@ -55,8 +55,8 @@ px_stats_t *px_stats_for(px_server_t *srv, const char *listener, const char *rou
     if (!srv->stats) {
         srv->stats = rt_xcalloc(1, sizeof(*srv->stats));
     }
-    stats_entry_t **bucket = &srv->stats->buckets[hash_names(listener, route, backend) %
-                                                  REGISTRY_BUCKETS];
+    stats_entry_t **bucket =
+        &srv->stats->buckets[hash_names(listener, route, backend) % REGISTRY_BUCKETS];
     stats_entry_t *e = *bucket;
     while (e && (strcmp(e->listener, listener) != 0 || strcmp(e->route, route) != 0 ||
                  strcmp(e->backend, backend) != 0)) {
@@ -155,7 +155,8 @@ static void put_histogram(out_t *o, const char *l, const char *r, const char *b,
         (unsigned long long)cum);
 }
 
-/* Calls `fn` for every (listener, route, backend) series of `snap`, including the no-backend ones. */
+/* Calls `fn` for every (listener, route, backend) series of `snap`, including the no-backend ones.
+ */
 static void each_series(const px_snapshot_t *snap, out_t *o,
                         void (*fn)(out_t *, const char *, const char *, const char *,
                                    const px_stats_t *))

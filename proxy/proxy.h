@@ -117,10 +117,10 @@ typedef struct px_upconn {
 
 struct px_cluster {
     const cfg_cluster_t *cfg;
-    cfg_config_t *doc;  /* a reference to the config `cfg` lives in */
-    _Atomic int users;  /* snapshots using the cluster; the last one closes it */
-    _Atomic int refs;   /* memory: one for all users, one for a running DNS refresher */
-    rt_mutex_t mu;      /* protects eps/neps (DNS refresh replaces them) */
+    cfg_config_t *doc; /* a reference to the config `cfg` lives in */
+    _Atomic int users; /* snapshots using the cluster; the last one closes it */
+    _Atomic int refs;  /* memory: one for all users, one for a running DNS refresher */
+    rt_mutex_t mu;     /* protects eps/neps (DNS refresh replaces them) */
     px_endpoint_t **eps;
     unsigned neps;
     _Atomic uint64_t rr;     /* round-robin cursor */
@@ -248,7 +248,7 @@ typedef struct px_snapshot px_snapshot_t;
 struct px_listener {
     px_server_t *srv;
     char address[64];
-    char name[64]; /* of the config that opened it, for logs */
+    char name[64];      /* of the config that opened it, for logs */
     rt_netfd_t *nfd;    /* NULL once the accept G closed it */
     rt_mutex_t stop_mu; /* orders px_listener_stop's shutdown before the close */
     _Atomic int refs;
@@ -279,8 +279,8 @@ struct px_lview {
     px_route_t *routes;
     unsigned nroutes;
     px_http1_limits_t limits;
-    px_access_log_t *log;  /* NULL = off; shared by every config naming its target */
-    px_stats_t *no_route;  /* requests that matched no route */
+    px_access_log_t *log; /* NULL = off; shared by every config naming its target */
+    px_stats_t *no_route; /* requests that matched no route */
 };
 
 /**
@@ -343,9 +343,9 @@ px_stats_t *px_stats_for(px_server_t *srv, const char *listener, const char *rou
                          const char *backend);
 
 struct px_server {
-    rt_value_t current;  /* px_snapshot_t *: the config being served */
-    rt_mutex_t reload_mu; /* serialises reloads, and the drain against them */
-    const char *config_path; /* -c FILE; NULL = the embedded default */
+    rt_value_t current;        /* px_snapshot_t *: the config being served */
+    rt_mutex_t reload_mu;      /* serialises reloads, and the drain against them */
+    const char *config_path;   /* -c FILE; NULL = the embedded default */
     px_listener_t **listeners; /* under reload_mu: the current snapshot's */
     unsigned nlisteners;
     rt_netfd_t *admin_nfd;

@@ -112,8 +112,8 @@ static void commit(px_server_t *srv, px_snapshot_t *snap, px_snapshot_t *prev, p
         }
     }
     for (unsigned i = 0; i < ndropped; i++) {
-        rt_log(RT_LOG_INFO, "listener %s on %s: removed; its connections go on",
-               dropped[i]->name, dropped[i]->address);
+        rt_log(RT_LOG_INFO, "listener %s on %s: removed; its connections go on", dropped[i]->name,
+               dropped[i]->address);
         px_listener_stop(dropped[i]);
         px_listener_unref(dropped[i]);
     }

@@ -130,8 +130,8 @@ static const flt_chain_t *previous_chain(const px_snapshot_t *prev, const char *
 }
 
 static int build_route(px_server_t *srv, px_snapshot_t *s, const px_snapshot_t *prev,
-                       const cfg_listener_t *lcfg, px_route_t *r, const cfg_route_t *cfg,
-                       char *msg, size_t msglen)
+                       const cfg_listener_t *lcfg, px_route_t *r, const cfg_route_t *cfg, char *msg,
+                       size_t msglen)
 {
     r->cfg = cfg;
     r->backends = rt_xcalloc(cfg->backends_count ? cfg->backends_count : 1, sizeof(*r->backends));

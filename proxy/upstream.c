@@ -235,8 +235,7 @@ void px__cluster_refresh(px_cluster_t *cl)
     free(lens);
 }
 
-px_cluster_t *px_cluster_open(const cfg_cluster_t *cfg, cfg_config_t *doc, char *err,
-                              size_t errlen)
+px_cluster_t *px_cluster_open(const cfg_cluster_t *cfg, cfg_config_t *doc, char *err, size_t errlen)
 {
     for (unsigned i = 0; i < cfg->endpoints_count; i++) {
         struct sockaddr_storage ss;

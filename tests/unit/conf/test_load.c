@@ -517,9 +517,10 @@ START_TEST(test_load_many_problems_take_linear_time)
     ck_assert_int_eq(cfg_load_data(doc, strlen(doc), &cfg, &errs), -1);
     bool dup = false;
     for (size_t i = 0; i < errs.count; i++) {
-        dup |= strcmp(errs.items[i].path, "clusters[30000].name") == 0 &&
-               strcmp(errs.items[i].message, "duplicate cluster name 'c7' (also clusters[7])") == 0 &&
-               errs.items[i].line == N + 3;
+        dup |=
+            strcmp(errs.items[i].path, "clusters[30000].name") == 0 &&
+            strcmp(errs.items[i].message, "duplicate cluster name 'c7' (also clusters[7])") == 0 &&
+            errs.items[i].line == N + 3;
     }
     ck_assert_msg(dup, "the duplicate name was not found (%zu problems, first: %s: %s)", errs.count,
                   errs.count ? errs.items[0].path : "", errs.count ? errs.items[0].message : "");

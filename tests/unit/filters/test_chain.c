@@ -178,6 +178,7 @@ START_TEST(test_chain_carries_state_of_unchanged_rules)
     flt_chain_free(new_chain);
     flt_chain_free(changed_chain);
 }
+
 END_TEST
 
 START_TEST(test_chain_reports_unbuildable_filters)

@@ -29,6 +29,7 @@ START_TEST(test_json_builder_grows_and_escapes)
     ck_assert_str_eq(esc.data, "\"a\\\"b\\\\c\\nd\\u0009e\"");
     free(esc.data);
 }
+
 END_TEST
 
 static int parse(const char *text, px_json_weight_t *w, char *err)
@@ -50,6 +51,7 @@ START_TEST(test_json_weights_accepted)
     ck_assert_int_eq(parse("{\"a\":4294967295}", w, err), 1);
     ck_assert_uint_eq(w[0].value, 4294967295u);
 }
+
 END_TEST
 
 START_TEST(test_json_weights_refused)
@@ -57,21 +59,21 @@ START_TEST(test_json_weights_refused)
     static const char *const bad[] = {
         "",
         "[]",
-        "{}",                          /* nothing to change */
-        "{\"a\":-1}",                  /* negative */
-        "{\"a\":1.5}",                 /* not an integer */
-        "{\"a\":1e2}",                 /* exponent */
-        "{\"a\":\"10\"}",              /* a string */
-        "{\"a\":4294967296}",          /* over uint32 */
-        "{\"a\":01}",                  /* leading zero */
-        "{\"a\":1,}",                  /* trailing comma */
-        "{\"a\":1} x",                 /* trailing text */
-        "{\"a\":1,\"a\":2}",           /* a name twice */
-        "{a:1}",                       /* unquoted */
-        "{\"\":1}",                    /* empty name */
-        "{\"a\\\"b\":1}",              /* escapes are not backend names */
+        "{}",                                        /* nothing to change */
+        "{\"a\":-1}",                                /* negative */
+        "{\"a\":1.5}",                               /* not an integer */
+        "{\"a\":1e2}",                               /* exponent */
+        "{\"a\":\"10\"}",                            /* a string */
+        "{\"a\":4294967296}",                        /* over uint32 */
+        "{\"a\":01}",                                /* leading zero */
+        "{\"a\":1,}",                                /* trailing comma */
+        "{\"a\":1} x",                               /* trailing text */
+        "{\"a\":1,\"a\":2}",                         /* a name twice */
+        "{a:1}",                                     /* unquoted */
+        "{\"\":1}",                                  /* empty name */
+        "{\"a\\\"b\":1}",                            /* escapes are not backend names */
         "{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1}", /* more than max */
-        "{\"a\":1",                    /* unterminated */
+        "{\"a\":1",                                  /* unterminated */
     };
     px_json_weight_t w[4];
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -80,6 +82,7 @@ START_TEST(test_json_weights_refused)
         ck_assert_msg(err[0] != '\0', "no message for: %s", bad[i]);
     }
 }
+
 END_TEST
 
 Suite *suite_proxy_json(void)

@@ -108,7 +108,7 @@ static void dns_main(void *arg)
     ck_assert_ptr_eq(find_ep(cl, "10.0.0.2:80"), kept); /* same endpoint, same pool */
     rt_mutex_unlock(&cl->mu);
 
-    px_cluster_unuse(cl); /* the last user: closes it */
+    px_cluster_unuse(cl);          /* the last user: closes it */
     rt_sleep(3 * cfg.dns_refresh); /* the refresher sees `stop`, ends, and frees it */
     px__set_resolver(NULL);
 }
