@@ -237,29 +237,27 @@ void px__cluster_refresh(px_cluster_t *cl)
 
 px_cluster_t *px_cluster_open(const cfg_cluster_t *cfg, cfg_config_t *doc, char *err, size_t errlen)
 {
+    bool has_names = false;
     for (unsigned i = 0; i < cfg->endpoints_count; i++) {
         struct sockaddr_storage ss;
         socklen_t len;
         char host[256], port[16];
-        if (rt_sockaddr_parse(cfg->endpoints[i], &ss, &len) != RT_OK &&
-            split_host_port(cfg->endpoints[i], host, sizeof(host), port, sizeof(port)) != 0) {
+        if (rt_sockaddr_parse(cfg->endpoints[i], &ss, &len) == RT_OK) {
+            continue;
+        }
+        if (split_host_port(cfg->endpoints[i], host, sizeof(host), port, sizeof(port)) != 0) {
             snprintf(err, errlen, "cluster %s: bad endpoint '%s' (want host:port)", cfg->name,
                      cfg->endpoints[i]);
             return NULL;
         }
+        has_names = true;
     }
     px_cluster_t *cl = rt_xcalloc(1, sizeof(*cl));
     cl->cfg = cfg;
     cl->doc = doc ? cfg_config_retain(doc) : NULL;
+    cl->has_names = has_names;
     atomic_init(&cl->users, 1);
     atomic_init(&cl->refs, 1);
-    for (unsigned i = 0; i < cfg->endpoints_count; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len;
-        if (rt_sockaddr_parse(cfg->endpoints[i], &ss, &len) != RT_OK) {
-            cl->has_names = true;
-        }
-    }
     px__cluster_refresh(cl);
     return cl;
 }
