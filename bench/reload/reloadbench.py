@@ -105,12 +105,7 @@ def remora_config(a):
     w("          - { name: canary, cluster: canary-v2, weight: %d }" % canary_w)
     w("clusters:")
     for j, name in enumerate(clusters):
-        if name == "stable-v1":
-            eps = [a.stable]
-        elif name == "canary-v2":
-            eps = [a.canary]
-        else:
-            eps = [a.stable, a.canary] if j % 2 else [a.canary]
+        eps = cluster_ports(a, j)
         w("  - name: %s" % name)
         w("    endpoints: [%s]" % ", ".join("127.0.0.1:%d" % p for p in eps))
         w("    max_connections: 1024")
@@ -118,6 +113,16 @@ def remora_config(a):
         w("    pending_timeout: 0s")
         w("    connect_timeout: 1s")
     return "\n".join(out) + "\n"
+
+
+def cluster_ports(a, j):
+    """Upstream ports of cluster j, the same for remora and nginx: 0 is stable, 1 canary, the
+    others one or both."""
+    if j == 0:
+        return [a.stable]
+    if j == 1:
+        return [a.canary]
+    return [a.stable, a.canary] if j % 2 else [a.canary]
 
 
 def nginx_config(a):
@@ -157,12 +162,7 @@ def nginx_config(a):
     w("        keepalive 1024; keepalive_requests 100000000; keepalive_timeout 300s;")
     w("    }")
     for j, name in enumerate(clusters):
-        if name == "stable_v1":
-            eps = [a.stable]
-        elif name == "canary_v2":
-            eps = [a.canary]
-        else:
-            eps = [a.stable, a.canary] if j % 2 else [a.canary]
+        eps = cluster_ports(a, j)
         w("    upstream %s {" % name)
         for p in eps:
             w("        server 127.0.0.1:%d;" % p)
