@@ -143,10 +143,9 @@ px_cluster_t *px_cluster_open(const cfg_cluster_t *cfg, cfg_config_t *doc, char 
 void px_cluster_start(px_cluster_t *cl);
 /** Adds a user (a snapshot that keeps the cluster across a reload). */
 void px_cluster_use(px_cluster_t *cl);
-/** Drops a user; the last one closes the cluster and frees it once nothing touches it. */
+/** Drops a user; the last one closes the cluster (refresher stopped, endpoints retired) and frees
+ * it once nothing touches it. */
 void px_cluster_unuse(px_cluster_t *cl);
-/** Stops the refresher (it ends at its next wake-up) and retires every endpoint. */
-void px_cluster_close(px_cluster_t *cl);
 /** Re-resolves the endpoints now, keeping the unchanged ones (what the refresher does). May park.
  */
 void px__cluster_refresh(px_cluster_t *cl);

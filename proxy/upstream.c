@@ -286,21 +286,8 @@ static void dns_refresher(void *arg)
     }
 }
 
-void px_cluster_use(px_cluster_t *cl)
-{
-    atomic_fetch_add(&cl->users, 1);
-}
-
-void px_cluster_unuse(px_cluster_t *cl)
-{
-    if (atomic_fetch_sub(&cl->users, 1) != 1) {
-        return;
-    }
-    px_cluster_close(cl);
-    cluster_put(cl);
-}
-
-void px_cluster_close(px_cluster_t *cl)
+/* Stops the refresher (it ends at its next wake-up) and retires every endpoint. */
+static void cluster_close(px_cluster_t *cl)
 {
     atomic_store(&cl->stop, true);
     rt_mutex_lock(&cl->mu);
@@ -313,6 +300,20 @@ void px_cluster_close(px_cluster_t *cl)
         endpoint_retire(eps[i]);
     }
     free(eps);
+}
+
+void px_cluster_use(px_cluster_t *cl)
+{
+    atomic_fetch_add(&cl->users, 1);
+}
+
+void px_cluster_unuse(px_cluster_t *cl)
+{
+    if (atomic_fetch_sub(&cl->users, 1) != 1) {
+        return;
+    }
+    cluster_close(cl);
+    cluster_put(cl);
 }
 
 void px_cluster_start(px_cluster_t *cl)
