@@ -144,18 +144,30 @@ rt__waitq_t *rt__chan_queue(rt_chan_t *ch, bool send);
 
 typedef void rt__timer_fn(rt__timer_t *t, void *arg);
 
+/* A heap slot carries its timer's `when`, so sifting compares without
+ * touching the timers themselves (often in other Gs' stacks: a cache and TLB
+ * miss each, which made the heap a visible cost with thousands of deadlines). */
+typedef struct rt__timer_slot {
+    rt_time_t when;
+    rt__timer_t *t;
+} rt__timer_slot_t;
+
 struct rt__timer {
     rt_time_t when;
     rt__timer_fn *fn;
     void *arg;
     rt__p_t *p;               /* heap it is in, under p->timers_lock */
     int32_t index;            /* heap index, -1 when not queued */
-    _Atomic uint32_t running; /* fn executing (cancel waits for it) */
+    _Atomic uint32_t running; /* calls of fn executing (stop waits for none) */
 };
 
+/* Timers start zeroed (index -1 when not queued) and are not queued twice. */
 void rt__timer_start(rt__timer_t *t, rt_time_t when, rt__timer_fn *fn, void *arg);
 /* Stops `t`; returns once its fn cannot be running. True if it had not fired. */
 bool rt__timer_stop(rt__timer_t *t);
+/* Moves a queued timer to `when`, in the heap it is in; false (nothing done)
+ * if it is not queued (never started, fired, or stopped). */
+bool rt__timer_reset(rt__timer_t *t, rt_time_t when);
 /* Runs the expired timers of `p`; returns the next `when` (RT_FOREVER if none). */
 rt_time_t rt__timers_run(rt__p_t *p, rt_time_t now);
 rt_time_t rt__timers_next(void);
@@ -195,7 +207,7 @@ struct rt__p {
 
     /* Timers: any M may run them (under timers_lock). */
     _Atomic uint32_t timers_lock __attribute__((aligned(RT_CACHE_LINE)));
-    rt__timer_t **timers;
+    rt__timer_slot_t *timers;
     int ntimers, timers_cap;
     _Atomic int64_t timer0; /* earliest when, RT_FOREVER if none */
 

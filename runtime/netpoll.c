@@ -11,10 +11,16 @@
  * read's EAGAIN and the park is never lost. Spurious readiness is harmless:
  * the caller retries, gets EAGAIN and waits again.
  *
- * The deadline timer is armed after the G's context is saved but before the
- * netfd lock is released (rt__park's fn-then-unlock order), so the timer and
- * the poller race only under the lock, and whoever clears the waiter readies
- * the G exactly once with its result (RT_OK, RT_ETIMEDOUT, RT_ECLOSED).
+ * Deadlines: each netfd has one timer per direction, armed lazily as nginx
+ * and Go do. A wait whose deadline is not earlier than the armed timer's
+ * leaves the timer alone, and a wait that ends does not stop it: when it
+ * fires it looks at the waiter of the moment under the lock, times it out if
+ * its deadline has passed, re-arms for it if not, and otherwise goes idle. A
+ * proxy's waits end long before their deadlines, so most of them cost no
+ * timer-heap operation at all (a start and a stop each, with thousands of
+ * connections, had been a visible share of the CPU). The timer and the poller
+ * race only under the netfd lock, and whoever clears the waiter readies the G
+ * exactly once with its result (RT_OK, RT_ETIMEDOUT, RT_ECLOSED).
  *
  * rt_go_when_readable parks no G at all: its waiter is heap-allocated and
  * whoever clears it (poller, deadline, close) creates the G that runs the
@@ -41,7 +47,6 @@ typedef struct nwait {
     rt_netfd_t *nfd;
     bool write;
     rt_time_t deadline;
-    rt__timer_t timer;
 } nwait_t;
 
 struct rt_netfd {
@@ -52,6 +57,10 @@ struct rt_netfd {
      * read without it by rt_netfd_rd_event_pending and rt__netfd_read_begin. */
     _Atomic bool rd_ready;
     nwait_t *rwait, *wwait;
+    /* Deadline timers and the `when` each is armed for (RT_FOREVER: idle),
+     * under `lock`; stopped by rt_netfd_close before the netfd is reused. */
+    rt__timer_t rtimer, wtimer;
+    rt_time_t rtimer_when, wtimer_when;
     rt_netfd_t *next_free;
 };
 
@@ -223,6 +232,8 @@ int rt_netfd_open(int fd, rt_netfd_t **out)
     nfd->closing = nfd->wr_ready = false;
     atomic_store_explicit(&nfd->rd_ready, false, memory_order_relaxed);
     nfd->rwait = nfd->wwait = NULL;
+    nfd->rtimer.index = nfd->wtimer.index = -1; /* stopped at the last close, or new */
+    nfd->rtimer_when = nfd->wtimer_when = RT_FOREVER;
     rt__spin_unlock(&nfd->lock);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = nfd};
     if (epoll_ctl(rt__sched.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -258,6 +269,10 @@ void rt_netfd_close(rt_netfd_t *nfd)
         rt__ready(list, false);
         list = next;
     }
+    /* A firing that takes the lock from now on sees `closing` and does not
+     * re-arm; the stops wait out one already running. */
+    rt__timer_stop(&nfd->rtimer);
+    rt__timer_stop(&nfd->wtimer);
     epoll_ctl(rt__sched.epfd, EPOLL_CTL_DEL, fd, NULL);
     close(fd);
     rt__spin_lock(&np.lock);
@@ -268,15 +283,40 @@ void rt_netfd_close(rt_netfd_t *nfd)
 
 static void on_deadline(rt__timer_t *t, void *arg)
 {
-    nwait_t *w = arg;
-    rt_netfd_t *nfd = w->nfd;
-    (void)t;
+    rt_netfd_t *nfd = arg;
+    bool write = t == &nfd->wtimer;
+    rt__g_t *g = NULL;
     rt__spin_lock(&nfd->lock);
-    nwait_t **slot = w->write ? &nfd->wwait : &nfd->rwait;
-    rt__g_t *g = *slot == w ? take_waiter(slot, RT_ETIMEDOUT, NULL) : NULL;
+    rt_time_t *armed = write ? &nfd->wtimer_when : &nfd->rtimer_when;
+    nwait_t **slot = write ? &nfd->wwait : &nfd->rwait;
+    nwait_t *w = *slot;
+    *armed = RT_FOREVER;
+    if (w && !nfd->closing && w->deadline != RT_FOREVER) {
+        if (w->deadline <= rt_now()) {
+            g = take_waiter(slot, RT_ETIMEDOUT, NULL);
+        } else {
+            *armed = w->deadline;
+            rt__timer_start(t, w->deadline, on_deadline, nfd);
+        }
+    }
     rt__spin_unlock(&nfd->lock);
     if (g)
         rt__ready(g, false);
+}
+
+/* Makes sure a timer fires by `deadline` for the waiter just queued in one
+ * direction of `nfd`. Under nfd->lock. */
+static void deadline_arm(rt_netfd_t *nfd, bool write, rt_time_t deadline)
+{
+    rt_time_t *armed = write ? &nfd->wtimer_when : &nfd->rtimer_when;
+    if (deadline == RT_FOREVER || *armed <= deadline)
+        return; /* none needed, or the armed one fires first and re-arms */
+    rt__timer_t *t = write ? &nfd->wtimer : &nfd->rtimer;
+    if (*armed == RT_FOREVER)
+        rt__timer_start(t, deadline, on_deadline, nfd);
+    else if (!rt__timer_reset(t, deadline))
+        return; /* fired already: its call, waiting for our lock, re-arms */
+    *armed = deadline;
 }
 
 /* Runs after the context switch, still under nfd->lock. */
@@ -284,8 +324,7 @@ static bool arm_deadline(rt__g_t *g, void *arg)
 {
     nwait_t *w = arg;
     (void)g;
-    if (w->deadline != RT_FOREVER)
-        rt__timer_start(&w->timer, w->deadline, on_deadline, w);
+    deadline_arm(w->nfd, w->write, w->deadline);
     return true;
 }
 
@@ -310,15 +349,12 @@ static int netfd_wait(rt_netfd_t *nfd, bool write, rt_time_t deadline)
         return deadline == RT_NOWAIT ? RT_EAGAIN : RT_ETIMEDOUT;
     }
     nwait_t w = {.g = rt__getg(), .res = 1, .nfd = nfd, .write = write, .deadline = deadline};
-    w.timer.index = -1;
     RT_CHECK(w.g != NULL, "netpoll wait outside a G");
     nwait_t **slot = write ? &nfd->wwait : &nfd->rwait;
     RT_CHECK(*slot == NULL, "two Gs waiting on one netfd direction");
     *slot = &w;
     atomic_fetch_add_explicit(&np.waiters, 1, memory_order_relaxed);
     rt__park(&nfd->lock, arm_deadline, &w);
-    if (deadline != RT_FOREVER)
-        rt__timer_stop(&w.timer);
     return w.res;
 }
 
@@ -354,8 +390,6 @@ int rt_wait_writable(rt_netfd_t *nfd, rt_time_t deadline)
 static void spawned_entry(void *arg)
 {
     nwait_t *w = arg;
-    if (w->deadline != RT_FOREVER)
-        rt__timer_stop(&w->timer); /* readiness may have beaten a pending deadline */
     rt_ready_fn *fn = w->fn;
     void *fn_arg = w->arg;
     int res = w->res;
@@ -370,7 +404,6 @@ int rt_go_when_readable(rt_netfd_t *nfd, rt_ready_fn *fn, void *arg, rt_time_t d
         return RT_ESTATE;
     nwait_t *w = rt_xcalloc(1, sizeof(*w));
     *w = (nwait_t){.fn = fn, .arg = arg, .nfd = nfd, .deadline = deadline};
-    w->timer.index = -1;
     rt__spin_lock(&nfd->lock);
     if (nfd->closing || nfd->rwait) {
         int err = nfd->closing ? RT_ECLOSED : RT_ESTATE;
@@ -387,8 +420,7 @@ int rt_go_when_readable(rt_netfd_t *nfd, rt_ready_fn *fn, void *arg, rt_time_t d
     } else {
         nfd->rwait = w;
         atomic_fetch_add_explicit(&np.waiters, 1, memory_order_relaxed);
-        if (deadline != RT_FOREVER)
-            rt__timer_start(&w->timer, deadline, on_deadline, w);
+        deadline_arm(nfd, false, deadline);
     }
     rt__spin_unlock(&nfd->lock);
     if (g)

@@ -9,9 +9,11 @@
  * sleeping in the netpoller sleeps until the earliest timer of all Ps, so a P
  * busy running a long G does not delay its timers.
  *
- * A timer's callback runs with no lock held, flagged `running`; rt__timer_stop
- * waits for that flag, so a timer embedded in a G's stack frame can be
- * stopped and then safely go out of scope.
+ * A timer's callback runs with no lock held, counted in `running`;
+ * rt__timer_stop waits for the count to drop to zero, so a timer embedded in a
+ * G's stack frame can be stopped and then safely go out of scope. It is a
+ * count, not a flag, because a callback may start its own timer again, which
+ * can then fire on another M before the first call has returned.
  *
  * Rejected: one global heap (a contended lock on every sleep and deadline);
  * a timing wheel (coarse: p50 lateness under 100 us needs exact deadlines and
@@ -22,35 +24,35 @@
 
 #include "runtime/internal.h"
 
-static void heap_set(rt__p_t *p, int i, rt__timer_t *t)
+static void heap_set(rt__p_t *p, int i, rt__timer_slot_t slot)
 {
-    p->timers[i] = t;
-    t->index = i;
+    p->timers[i] = slot;
+    slot.t->index = i;
 }
 
 static void sift_up(rt__p_t *p, int i)
 {
-    rt__timer_t *t = p->timers[i];
+    rt__timer_slot_t s = p->timers[i];
     while (i > 0) {
         int parent = (i - 1) / 4;
-        if (p->timers[parent]->when <= t->when)
+        if (p->timers[parent].when <= s.when)
             break;
         heap_set(p, i, p->timers[parent]);
         i = parent;
     }
-    heap_set(p, i, t);
+    heap_set(p, i, s);
 }
 
 static void sift_down(rt__p_t *p, int i)
 {
-    rt__timer_t *t = p->timers[i];
+    rt__timer_slot_t s = p->timers[i];
     int n = p->ntimers;
     for (;;) {
         int c = 4 * i + 1, best = -1;
-        rt_time_t w = t->when;
+        rt_time_t w = s.when;
         for (int k = c; k < c + 4 && k < n; k++) {
-            if (p->timers[k]->when < w) {
-                w = p->timers[k]->when;
+            if (p->timers[k].when < w) {
+                w = p->timers[k].when;
                 best = k;
             }
         }
@@ -59,24 +61,24 @@ static void sift_down(rt__p_t *p, int i)
         heap_set(p, i, p->timers[best]);
         i = best;
     }
-    heap_set(p, i, t);
+    heap_set(p, i, s);
 }
 
 static void heap_remove(rt__p_t *p, int i)
 {
-    rt__timer_t *t = p->timers[i];
+    rt__timer_t *t = p->timers[i].t;
     int last = --p->ntimers;
     t->index = -1;
     if (i != last) {
         heap_set(p, i, p->timers[last]);
         sift_down(p, i);
-        sift_up(p, p->timers[i]->index);
+        sift_up(p, p->timers[i].t->index);
     }
 }
 
 static void update_timer0(rt__p_t *p)
 {
-    atomic_store_explicit(&p->timer0, p->ntimers ? p->timers[0]->when : RT_FOREVER,
+    atomic_store_explicit(&p->timer0, p->ntimers ? p->timers[0].when : RT_FOREVER,
                           memory_order_relaxed);
 }
 
@@ -88,13 +90,12 @@ void rt__timer_start(rt__timer_t *t, rt_time_t when, rt__timer_fn *fn, void *arg
     t->fn = fn;
     t->arg = arg;
     t->p = p;
-    atomic_store(&t->running, 0);
     rt__spin_lock(&p->timers_lock);
     if (p->ntimers == p->timers_cap) {
         p->timers_cap = p->timers_cap ? 2 * p->timers_cap : 64;
         p->timers = rt_xrealloc(p->timers, (size_t)p->timers_cap * sizeof(*p->timers));
     }
-    heap_set(p, p->ntimers++, t);
+    heap_set(p, p->ntimers++, (rt__timer_slot_t){when, t});
     sift_up(p, t->index);
     update_timer0(p);
     rt__spin_unlock(&p->timers_lock);
@@ -109,35 +110,57 @@ bool rt__timer_stop(rt__timer_t *t)
     if (!p)
         return false;
     rt__spin_lock(&p->timers_lock);
-    if (t->index >= 0) {
+    bool queued = t->index >= 0;
+    if (queued) {
         heap_remove(p, t->index);
         update_timer0(p);
-        rt__spin_unlock(&p->timers_lock);
-        return true;
     }
     rt__spin_unlock(&p->timers_lock);
+    /* A call of fn may be running even if the timer was queued: one that
+     * started the timer again (netpoll.c) and has not returned yet. */
     while (atomic_load_explicit(&t->running, memory_order_acquire))
         sched_yield();
-    return false;
+    return queued;
+}
+
+bool rt__timer_reset(rt__timer_t *t, rt_time_t when)
+{
+    rt__p_t *p = t->p;
+    if (!p)
+        return false;
+    rt__spin_lock(&p->timers_lock);
+    if (t->index < 0) {
+        rt__spin_unlock(&p->timers_lock);
+        return false;
+    }
+    t->when = when;
+    p->timers[t->index].when = when;
+    sift_down(p, t->index);
+    sift_up(p, t->index);
+    update_timer0(p);
+    rt__spin_unlock(&p->timers_lock);
+    if (when < atomic_load(&rt__sched.poll_until))
+        rt__netpoll_break();
+    return true;
 }
 
 rt_time_t rt__timers_run(rt__p_t *p, rt_time_t now)
 {
     if (!rt__spin_trylock(&p->timers_lock))
         return atomic_load(&p->timer0); /* someone else is running them */
-    while (p->ntimers > 0 && p->timers[0]->when <= now) {
-        rt__timer_t *t = p->timers[0];
+    while (p->ntimers > 0 && p->timers[0].when <= now) {
+        rt__timer_t *t = p->timers[0].t;
         heap_remove(p, 0);
-        atomic_store_explicit(&t->running, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&t->running, 1, memory_order_relaxed);
         update_timer0(p);
         rt__spin_unlock(&p->timers_lock);
         atomic_fetch_add_explicit(&p->st.timer_fires, 1, memory_order_relaxed);
         t->fn(t, t->arg);
-        atomic_store_explicit(&t->running, 0, memory_order_release);
+        atomic_fetch_sub_explicit(&t->running, 1, memory_order_release);
         rt__spin_lock(&p->timers_lock);
     }
     update_timer0(p);
-    rt_time_t next = p->ntimers ? p->timers[0]->when : RT_FOREVER;
+    rt_time_t next = p->ntimers ? p->timers[0].when : RT_FOREVER;
     rt__spin_unlock(&p->timers_lock);
     return next;
 }

@@ -2,7 +2,8 @@
 /*
  * test_net.c - suite "runtime/net": the netpoller and socket calls of
  * runtime/net.c and netpoll*.c on 127.0.0.1: parallel TCP echo, read
- * deadlines, refused connects, close waking waiters, address parsing.
+ * deadlines (and their lazy timers), refused connects, close waking waiters,
+ * address parsing.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -287,6 +288,119 @@ START_TEST(test_net_read_deadline_returns_etimedout)
     ck_assert_int_eq(d.data_rc, 5);
     ck_assert_str_eq(d.data, "hello");
     ck_assert_int_eq(d.eof_rc, 0);
+}
+
+END_TEST
+
+/* ---- deadlines are armed lazily (netpoll.c): one timer per netfd direction ---- */
+
+#define LAZY_LONG_NS (20 * RT_SEC) /* only reached if the test fails */
+#define LAZY_SHORT_NS (100 * RT_MSEC)
+
+typedef struct lazy_deadline {
+    int pair_rc;
+    ssize_t long_read_rc, short_read_rc, short_ok_rc, after_short_rc, async_setup_rc;
+    int async_rc;
+    rt_time_t short_elapsed, after_short_elapsed, async_elapsed;
+} lazy_deadline_t;
+
+typedef struct late_write {
+    rt_netfd_t *to;
+    int64_t delay;
+} late_write_t;
+
+static void late_writer(void *arg)
+{
+    late_write_t *lw = arg;
+    rt_sleep(lw->delay);
+    (void)rt_write_all(lw->to, "x", 1, rt_deadline_in(th_slack(RT_SEC)));
+    free(lw);
+}
+
+/* Reads one byte written `delay` from now by another G, with `deadline`. */
+static ssize_t read_late_byte(pair_t *p, int64_t delay, rt_time_t deadline)
+{
+    late_write_t *lw = malloc(sizeof(*lw));
+    *lw = (late_write_t){.to = p->client, .delay = delay};
+    if (rt_go(late_writer, lw) != RT_OK) {
+        free(lw);
+        return RT_ESTATE;
+    }
+    char c;
+    return rt_read(p->server, &c, 1, deadline);
+}
+
+static void on_lazy_async(void *arg, int result)
+{
+    rt_chan_t *ch = arg;
+    (void)rt_chan_send(ch, &result, RT_FOREVER);
+}
+
+static void lazy_deadline_main(void *arg)
+{
+    lazy_deadline_t *d = arg;
+    pair_t p;
+    memset(&p, 0, sizeof(p));
+    d->pair_rc = pair_open(&p);
+    if (d->pair_rc != RT_OK) {
+        return;
+    }
+    char buf[4];
+    /* 1. A wait with a far deadline ends early and leaves its timer armed;
+     * the next wait's nearer deadline must still be kept. */
+    d->long_read_rc = read_late_byte(&p, 5 * RT_MSEC, rt_deadline_in(LAZY_LONG_NS));
+    rt_time_t t0 = rt_now();
+    d->short_read_rc = rt_read(p.server, buf, sizeof(buf), t0 + LAZY_SHORT_NS);
+    d->short_elapsed = rt_now() - t0;
+
+    /* 2. A wait with a near deadline ends early; its timer fires while the
+     * next wait (farther deadline) is parked, and must not time it out. */
+    d->short_ok_rc = read_late_byte(&p, 5 * RT_MSEC, rt_deadline_in(LAZY_SHORT_NS));
+    t0 = rt_now();
+    d->after_short_rc = rt_read(p.server, buf, sizeof(buf), t0 + 3 * LAZY_SHORT_NS);
+    d->after_short_elapsed = rt_now() - t0;
+
+    /* 3. The same for a spawn-on-ready waiter after a far-deadline wait. */
+    (void)read_late_byte(&p, 5 * RT_MSEC, rt_deadline_in(LAZY_LONG_NS));
+    rt_chan_t *results = rt_chan_new(sizeof(int), 1);
+    t0 = rt_now();
+    d->async_setup_rc = rt_go_when_readable(p.server, on_lazy_async, results, t0 + LAZY_SHORT_NS);
+    if (d->async_setup_rc == RT_OK &&
+        rt_chan_recv(results, &d->async_rc, rt_deadline_in(2 * LAZY_LONG_NS)) == RT_OK) {
+        d->async_elapsed = rt_now() - t0;
+    }
+    rt_chan_free(results);
+    rt_netfd_close(p.client);
+    rt_netfd_close(p.server);
+    rt_netfd_close(p.lnfd);
+}
+
+START_TEST(test_net_lazy_deadlines_keep_each_waits_deadline)
+{
+    lazy_deadline_t d;
+    memset(&d, 0, sizeof(d));
+    d.async_rc = 1;
+    th_rt_run(lazy_deadline_main, &d, 2);
+    ck_assert_int_eq(d.pair_rc, RT_OK);
+    ck_assert_int_eq(d.long_read_rc, 1);
+    ck_assert_int_eq(d.short_read_rc, RT_ETIMEDOUT);
+    ck_assert_msg(d.short_elapsed >= LAZY_SHORT_NS &&
+                      d.short_elapsed < LAZY_SHORT_NS + th_slack(RT_SEC),
+                  "a nearer deadline after a farther one fired after %.1f ms (want %d ms)",
+                  (double)d.short_elapsed / RT_MSEC, (int)(LAZY_SHORT_NS / RT_MSEC));
+    ck_assert_int_eq(d.short_ok_rc, 1);
+    ck_assert_int_eq(d.after_short_rc, RT_ETIMEDOUT);
+    ck_assert_msg(d.after_short_elapsed >= 3 * LAZY_SHORT_NS,
+                  "a wait was timed out by an earlier wait's deadline after %.1f ms (want %d ms)",
+                  (double)d.after_short_elapsed / RT_MSEC, (int)(3 * LAZY_SHORT_NS / RT_MSEC));
+    ck_assert_msg(d.after_short_elapsed < 3 * LAZY_SHORT_NS + th_slack(RT_SEC), "late: %.1f ms",
+                  (double)d.after_short_elapsed / RT_MSEC);
+    ck_assert_int_eq(d.async_setup_rc, RT_OK);
+    ck_assert_int_eq(d.async_rc, RT_ETIMEDOUT);
+    ck_assert_msg(d.async_elapsed >= LAZY_SHORT_NS &&
+                      d.async_elapsed < LAZY_SHORT_NS + th_slack(RT_SEC),
+                  "spawn-on-ready deadline fired after %.1f ms (want %d ms)",
+                  (double)d.async_elapsed / RT_MSEC, (int)(LAZY_SHORT_NS / RT_MSEC));
 }
 
 END_TEST
@@ -934,6 +1048,7 @@ Suite *suite_runtime_net(void)
 
     tc = tcase_create("errors");
     tcase_add_test(tc, test_net_read_deadline_returns_etimedout);
+    tcase_add_test(tc, test_net_lazy_deadlines_keep_each_waits_deadline);
     tcase_add_test(tc, test_net_connect_to_closed_port_is_refused);
     tcase_add_loop_test(tc, test_net_netfd_close_wakes_waiter_with_eclosed, 0, 2);
     suite_add_tcase(s, tc);
