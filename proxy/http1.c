@@ -435,8 +435,8 @@ typedef struct framing {
     const px_header_t *host;
     const px_header_t *cl;
     size_t nhost, ncl, nte;
-    const px_header_t *te[PX_HTTP1_MAX_HEADERS];
     bool conn_close, conn_keep_alive, conn_upgrade, has_upgrade, expect_continue;
+    const px_header_t *te[PX_HTTP1_MAX_HEADERS]; /* last: filled as far as nte, never zeroed */
 } framing_t;
 
 /*
@@ -445,7 +445,7 @@ typedef struct framing {
  */
 static px_http1_err_t collect(const struct phr_header *ph, size_t n, px_header_t *out, framing_t *f)
 {
-    memset(f, 0, sizeof(*f));
+    memset(f, 0, offsetof(framing_t, te)); /* not the 1 KiB array: twice per request */
     for (size_t i = 0; i < n; i++) {
         if (ph[i].name == NULL)
             return PX_HTTP1_E_OBS_FOLD;
