@@ -416,8 +416,12 @@ static int64_t header_content_length(const px_response_t *resp)
     return v;
 }
 
-/* Sends the response head and body. Returns whether the upstream connection may be reused. */
-static bool relay_response(exchange_t *x, px_response_t *resp)
+/*
+ * Sends the response head and body. Returns whether the upstream connection
+ * may be reused. The head is built in `scratch` (the request head's buffer,
+ * dead by now: one buffer fewer in every G's stack) when it fits.
+ */
+static bool relay_response(exchange_t *x, px_response_t *resp, char *scratch, size_t scratch_cap)
 {
     px_ctx_t *ctx = x->ctx;
     px_conn_t *c = x->c;
@@ -457,9 +461,8 @@ static bool relay_response(exchange_t *x, px_response_t *resp)
     fwd.keep_alive = !c->close_after;
 
     /* Head and the first body bytes leave in one write. */
-    char stack_out[4096];
-    char *out = stack_out;
-    size_t ocap = sizeof(stack_out);
+    char *out = scratch;
+    size_t ocap = scratch_cap;
     if (resp->head_len + 1024 + ctx->extra_used > ocap) {
         ocap = resp->head_len + 1024 + ctx->extra_used;
         out = rt_xmalloc(ocap);
@@ -512,7 +515,7 @@ static bool relay_response(exchange_t *x, px_response_t *resp)
         break;
     }
 out:
-    if (out != stack_out) {
+    if (out != scratch) {
         free(out);
     }
     return reusable;
@@ -674,7 +677,7 @@ void px_forward(px_ctx_t *ctx)
     }
 
     flt_chain_on_response(ctx->route->chain, &ctx->flt, resp.status, ctx->flt_ran);
-    bool reusable = relay_response(&x, &resp);
+    bool reusable = relay_response(&x, &resp, head, hcap);
     px_pool_release(x.up, reusable);
     goto out;
 

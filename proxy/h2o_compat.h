@@ -11,16 +11,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/*
- * Contains name and value of a header (name == NULL if it is a continuing
- * line of a multiline header, i.e. obs-fold).
- */
-struct phr_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
+#include "proxy/http1.h" /* struct phr_header, which is our px_header_t */
 
 /*
  * Returns the number of bytes consumed if successful, -2 if the request is

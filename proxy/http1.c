@@ -440,20 +440,16 @@ typedef struct framing {
 } framing_t;
 
 /*
- * Copies phr's fields into `out` (trimming trailing OWS) and collects the
- * framing fields. Returns E_OBS_FOLD for a continuation line.
+ * Trims trailing OWS from the `n` headers picohttpparser left in `hs` and
+ * collects the framing fields. Returns E_OBS_FOLD for a continuation line.
  */
-static px_http1_err_t collect(const struct phr_header *ph, size_t n, px_header_t *out, framing_t *f)
+static px_http1_err_t collect(px_header_t *hs, size_t n, framing_t *f)
 {
     memset(f, 0, offsetof(framing_t, te)); /* not the 1 KiB array: twice per request */
     for (size_t i = 0; i < n; i++) {
-        if (ph[i].name == NULL)
+        px_header_t *h = &hs[i];
+        if (h->name == NULL)
             return PX_HTTP1_E_OBS_FOLD;
-        px_header_t *h = &out[i];
-        h->name = ph[i].name;
-        h->name_len = ph[i].name_len;
-        h->value = ph[i].value;
-        h->value_len = ph[i].value_len;
         while (h->value_len > 0 && is_ws((unsigned char)h->value[h->value_len - 1]))
             h->value_len--;
 
@@ -607,11 +603,10 @@ static px_http1_err_t check_target(px_request_t *req)
     return PX_HTTP1_OK;
 }
 
-static px_http1_err_t check_request(px_request_t *req, const px_http1_limits_t *lim,
-                                    const struct phr_header *ph, size_t nph)
+static px_http1_err_t check_request(px_request_t *req, const px_http1_limits_t *lim, size_t nph)
 {
     framing_t f;
-    px_http1_err_t e = collect(ph, nph, req->headers, &f);
+    px_http1_err_t e = collect(req->headers, nph, &f);
     req->nheaders = nph;
     if (e != PX_HTTP1_OK)
         return e;
@@ -668,21 +663,18 @@ px_http1_err_t px_http1_parse_request(const char *buf, size_t len, size_t prev_l
     if (prev_len > cut)
         prev_len = cut;
 
-    struct phr_header ph[PX_HTTP1_MAX_HEADERS];
     size_t nph = max_headers;
     int minor = -1;
-    /* everything but the 4 KiB header array, which is filled as far as used */
-    memset(req, 0, offsetof(px_request_t, headers));
-    memset(&req->nheaders, 0, sizeof(*req) - offsetof(px_request_t, nheaders));
+    memset(req, 0, offsetof(px_request_t, headers)); /* the array is filled as far as used */
     int r = phr_parse_request(buf, cut, &req->method, &req->method_len, &req->target,
-                              &req->target_len, &minor, ph, &nph, prev_len);
+                              &req->target_len, &minor, req->headers, &nph, prev_len);
     if (r == -2)
         return cut >= max_head ? PX_HTTP1_E_HEAD_TOO_LARGE : PX_HTTP1_INCOMPLETE;
     if (r < 0)
         return classify_head(buf, cut, true, max_headers);
     req->minor_version = minor;
     req->head_len = (size_t)r;
-    return check_request(req, lim, ph, nph);
+    return check_request(req, lim, nph);
 }
 
 /* ---- responses ---- */
@@ -695,13 +687,11 @@ px_http1_err_t px_http1_parse_response(const char *buf, size_t len, size_t prev_
     if (prev_len > cut)
         prev_len = cut;
 
-    struct phr_header ph[PX_HTTP1_MAX_HEADERS];
     size_t nph = PX_HTTP1_MAX_HEADERS;
     int minor = -1, status = 0;
     memset(resp, 0, offsetof(px_response_t, headers));
-    memset(&resp->nheaders, 0, sizeof(*resp) - offsetof(px_response_t, nheaders));
-    int r = phr_parse_response(buf, cut, &minor, &status, &resp->reason, &resp->reason_len, ph,
-                               &nph, prev_len);
+    int r = phr_parse_response(buf, cut, &minor, &status, &resp->reason, &resp->reason_len,
+                               resp->headers, &nph, prev_len);
     if (r == -2)
         return cut >= max_head ? PX_HTTP1_E_HEAD_TOO_LARGE : PX_HTTP1_INCOMPLETE;
     if (r < 0)
@@ -711,7 +701,7 @@ px_http1_err_t px_http1_parse_response(const char *buf, size_t len, size_t prev_
     resp->head_len = (size_t)r;
 
     framing_t f;
-    px_http1_err_t e = collect(ph, nph, resp->headers, &f);
+    px_http1_err_t e = collect(resp->headers, nph, &f);
     resp->nheaders = nph;
     if (e != PX_HTTP1_OK)
         return e;

@@ -13,13 +13,18 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/** One header as parsed; points into the caller's buffer (same layout as phr_header). */
-typedef struct px_header {
+/**
+ * One header as parsed; points into the caller's buffer. It is
+ * picohttpparser's own struct (name == NULL marks an obs-fold continuation
+ * line), so the parser fills our header arrays directly.
+ */
+struct phr_header {
     const char *name;
     size_t name_len;
     const char *value;
     size_t value_len;
-} px_header_t;
+};
+typedef struct phr_header px_header_t;
 
 /** Hard cap on headers in one message; a listener may configure fewer. */
 #define PX_HTTP1_MAX_HEADERS 128
@@ -86,7 +91,6 @@ typedef struct px_request {
     const char *path; /* origin-form path+query ("/a?b"; "*" for OPTIONS *) */
     size_t path_len;
     int minor_version; /* 0 or 1 */
-    px_header_t headers[PX_HTTP1_MAX_HEADERS];
     size_t nheaders;
     size_t head_len;  /* bytes of the head, including the final CRLF */
     const char *host; /* Host header value, or the authority of an absolute-form target */
@@ -97,6 +101,9 @@ typedef struct px_request {
     bool expect_continue; /* Expect: 100-continue */
     bool upgrade;         /* Upgrade present and Connection names upgrade */
     bool is_head;         /* method is HEAD */
+    /* Last, so that what a request touches (the fields above and the first
+     * nheaders entries) is contiguous: a G's stack stays a few pages. */
+    px_header_t headers[PX_HTTP1_MAX_HEADERS];
 } px_request_t;
 
 /**
@@ -115,13 +122,13 @@ typedef struct px_response {
     int minor_version;
     const char *reason;
     size_t reason_len;
-    px_header_t headers[PX_HTTP1_MAX_HEADERS];
     size_t nheaders;
     size_t head_len;
     px_body_kind_t body; /* per RFC 9112 §6.3, given the request method */
     uint64_t content_length;
     bool keep_alive; /* the upstream connection may be reused after this response */
     bool upgrade;    /* 101 Switching Protocols */
+    px_header_t headers[PX_HTTP1_MAX_HEADERS]; /* last, as in px_request_t */
 } px_response_t;
 
 /**
