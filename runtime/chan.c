@@ -121,6 +121,10 @@ static inline void copy_elem(const rt_chan_t *ch, void *dst, const void *src)
 {
     if (!dst || ch->elem_size == 0)
         return;
+    if (src && ch->elem_size == sizeof(uint64_t)) {
+        memcpy(dst, src, sizeof(uint64_t)); /* pointers and ints: one move, not a call */
+        return;
+    }
     if (src)
         memcpy(dst, src, ch->elem_size);
     else
