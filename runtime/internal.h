@@ -49,15 +49,14 @@ static inline void rt__spin_unlock(_Atomic uint32_t *l)
                           memory_order_relaxed)
 #define RT__LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
-/* ---- context switch (ctx_*.S) ---- */
+/* ---- context switch (ctx.c, ctx_*.S) ---- */
 
-/* Saved callee-saved registers. amd64: sp, pc, rbx, rbp, r12-r15.
+/* A switched-out context. amd64: sp, pc, rbp, and the G for a new G (ctx.c).
  * arm64: sp, pc, x19-x28, x29, d8-d15. */
 typedef struct rt__ctx {
     uint64_t regs[22];
 } rt__ctx_t;
 
-void rt__ctx_switch(rt__ctx_t *from, rt__ctx_t *to);
 /* Prepares `ctx` to start rt__g_entry(g) on the stack whose top is `sp`. */
 void rt__ctx_make(rt__ctx_t *ctx, void *sp, rt__g_t *g);
 
@@ -316,8 +315,25 @@ typedef struct rt__sched {
 
 extern rt__sched_t rt__sched;
 
-/* tls.c: the only thread-locals; noinline so no address is cached across a park. */
+/* tls.c: the only thread-local, the current M; see there why only rt__getm reads it. */
+#if defined(__x86_64__)
+#define RT__GETM_INLINE 1
+extern _Thread_local rt__m_t *rt__current_m __attribute__((tls_model("initial-exec")));
+
+static inline rt__m_t *rt__getm(void)
+{
+    rt__m_t *m;
+    __asm__ volatile("movq rt__current_m@gottpoff(%%rip), %0\n\t"
+                     "movq %%fs:(%0), %0"
+                     : "=r"(m)
+                     :
+                     : "memory");
+    return m;
+}
+#else
+#define RT__GETM_INLINE 0
 RT_NOINLINE rt__m_t *rt__getm(void);
+#endif
 RT_NOINLINE void rt__setm(rt__m_t *m);
 
 static inline rt__g_t *rt__getg(void)
