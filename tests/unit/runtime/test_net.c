@@ -208,8 +208,10 @@ typedef struct pair {
     int rc;
 } pair_t;
 
+/* Fills `*p` (zeroed first, so a failed open leaves nothing to close). */
 static int pair_open(pair_t *p)
 {
+    memset(p, 0, sizeof(*p));
     struct sockaddr_storage ss;
     socklen_t len;
     p->rc = listen_loopback(&p->lnfd, &ss, &len, 16);
@@ -241,7 +243,6 @@ static void read_deadline_main(void *arg)
 {
     read_deadline_t *d = arg;
     pair_t p;
-    memset(&p, 0, sizeof(p));
     d->pair_rc = pair_open(&p);
     if (d->pair_rc != RT_OK) {
         return;
@@ -340,7 +341,6 @@ static void lazy_deadline_main(void *arg)
 {
     lazy_deadline_t *d = arg;
     pair_t p;
-    memset(&p, 0, sizeof(p));
     d->pair_rc = pair_open(&p);
     if (d->pair_rc != RT_OK) {
         return;
@@ -475,7 +475,6 @@ static void close_wake_main(void *arg)
 {
     close_wake_t *c = arg;
     pair_t p;
-    memset(&p, 0, sizeof(p));
     c->pair_rc = pair_open(&p);
     if (c->pair_rc != RT_OK) {
         return;
