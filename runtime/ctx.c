@@ -26,7 +26,9 @@ void rt__ctx_trampoline(void);
 
 /*
  * Saves sp, the resume address and rbp in `from`, loads them from `to` and
- * jumps. Every other register is declared clobbered, so the compiler keeps
+ * jumps. `m` travels in rdx: the resumed side gets the M that switched to
+ * it without reloading it through memory (its own frame, then the G), which
+ * were the longest chain of dependent loads in a yield. Every other register is declared clobbered, so the compiler keeps
  * nothing live in them across the switch: what the caller needs afterwards
  * it saves itself, callee-saved registers once in its prologue, instead of
  * a fixed set being stored and loaded again on every switch. The x87/SSE
@@ -37,7 +39,8 @@ void rt__ctx_trampoline(void);
  * stack. In a yield ping-pong both sides switch from the same place and
  * every branch predicts.
  */
-static inline __attribute__((always_inline)) void ctx_switch(rt__ctx_t *from, rt__ctx_t *to)
+static inline __attribute__((always_inline)) rt__m_t *ctx_switch(rt__ctx_t *from, rt__ctx_t *to,
+                                                                  rt__m_t *m)
 {
     __asm__ volatile("leaq 1f(%%rip), %%rax\n\t"
                      "movq %%rsp, 0(%0)\n\t"
@@ -48,12 +51,13 @@ static inline __attribute__((always_inline)) void ctx_switch(rt__ctx_t *from, rt
                      "movq 24(%1), %%rdi\n\t"
                      "jmpq *8(%1)\n"
                      "1:"
-                     : "+D"(from), "+S"(to)
+                     : "+D"(from), "+S"(to), "+d"(m)
                      :
-                     : "rax", "rbx", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13", "r14",
+                     : "rax", "rbx", "rcx", "r8", "r9", "r10", "r11", "r12", "r13", "r14",
                        "r15", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
                        "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
                        "memory", "cc");
+    return m;
 }
 
 void rt__ctx_make(rt__ctx_t *ctx, void *sp, rt__g_t *g)
@@ -66,7 +70,8 @@ void rt__ctx_make(rt__ctx_t *ctx, void *sp, rt__g_t *g)
     ctx->regs[3] = (uint64_t)(uintptr_t)g;
 }
 #elif defined(__aarch64__)
-void rt__ctx_switch(rt__ctx_t *from, rt__ctx_t *to); /* ctx_arm64.S */
+/* ctx_arm64.S; returns its third argument as the switching side passed it */
+rt__m_t *rt__ctx_switch(rt__ctx_t *from, rt__ctx_t *to, rt__m_t *m);
 #define ctx_switch rt__ctx_switch
 
 void rt__ctx_make(rt__ctx_t *ctx, void *sp, rt__g_t *g)
@@ -81,7 +86,7 @@ void rt__ctx_make(rt__ctx_t *ctx, void *sp, rt__g_t *g)
 #error "remora runtime: no context switch for this architecture"
 #endif
 
-void rt__switch(rt__m_t *m, rt__g_t *from, rt__g_t *to, bool from_dying)
+rt__m_t *rt__switch(rt__m_t *m, rt__g_t *from, rt__g_t *to, bool from_dying)
 {
     rt__ctx_t *fctx = from ? &from->ctx : &m->g0ctx;
     rt__ctx_t *tctx = to ? &to->ctx : &m->g0ctx;
@@ -100,11 +105,15 @@ void rt__switch(rt__m_t *m, rt__g_t *from, rt__g_t *to, bool from_dying)
     __tsan_switch_to_fiber(to ? to->san_fiber : m->san_fiber, 0);
 #endif
     (void)from_dying;
-    ctx_switch(fctx, tctx);
-    /* Resumed, perhaps on another M: `m` is stale for a G. */
+    rt__m_t *self = m;
+    m = ctx_switch(fctx, tctx, m);
+    /* Resumed, perhaps on another M: `m` is now the M that switched to us. */
 #if defined(REMORA_ASAN)
-    __sanitizer_finish_switch_fiber(from ? from->san_fake_stack : m->san_fake_stack, NULL, NULL);
+    __sanitizer_finish_switch_fiber(from ? from->san_fake_stack : self->san_fake_stack, NULL,
+                                    NULL);
 #endif
+    (void)self;
+    return m;
 }
 
 /* First thing a new G does: complete the switch that started it. */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ctx_arm64.S - aarch64 context switch. Layout of rt__ctx_t.regs:
- * 0 sp, 1 pc (x30), 2-11 x19-x28, 12 x29, 13-20 d8-d15. Resumes with ret
+ * 0 sp, 1 pc (x30), 2-11 x19-x28, 12 x29, 13-20 d8-d15. Returns the
+ * switching side's third argument (its M) to the resumed side. Resumes with ret
  * through x30, which keeps the return-address predictor in step (see
  * ctx_amd64.S).
  */
@@ -35,6 +36,7 @@ rt__ctx_switch:
     ldp d10, d11, [x1, #120]
     ldp d12, d13, [x1, #136]
     ldp d14, d15, [x1, #152]
+    mov x0, x2              /* the M that switched to us (third argument) */
     ret
     .size rt__ctx_switch, .-rt__ctx_switch
 

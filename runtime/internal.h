@@ -382,9 +382,10 @@ void *rt__altstack_new(void); /* for threads that are not Ms (sysmon) */
 void rt__altstack_release(void *mem);
 
 /* ctx.c: switch with sanitizer annotations */
-/* Switches from `from` to `to` on `m` (NULL = the M's own g0 context). After it
- * returns in a G, that G may be on another M: re-read rt__getm(). */
-void rt__switch(rt__m_t *m, rt__g_t *from, rt__g_t *to, bool from_dying);
+/* Switches from `from` to `to` on `m` (NULL = the M's own g0 context). When
+ * it returns in a G, that G may be on another M: it returns the M it now
+ * runs on (the one that switched to it). */
+rt__m_t *rt__switch(rt__m_t *m, rt__g_t *from, rt__g_t *to, bool from_dying);
 void rt__san_g_started(void);
 void rt__san_g_create(rt__g_t *g);
 void rt__san_g_reuse(rt__g_t *g);

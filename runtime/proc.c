@@ -503,6 +503,8 @@ static rt__g_t *gfget(rt__p_t *p)
 
 static inline void run_after(rt__m_t *m)
 {
+    if (RT_LIKELY(m->after == RT__AFTER_NONE))
+        return;
     rt__g_t *g = m->after_g;
     switch (m->after) {
     case RT__AFTER_NONE:
@@ -600,10 +602,9 @@ static inline RT__HOT void switch_to(rt__m_t *m, rt__g_t *cur, rt__g_t *next, bo
         if (m->p) /* the M is in its scheduler now, not running a G */
             atomic_store_explicit(&m->p->curg_id, 0, memory_order_relaxed);
     }
-    rt__switch(m, cur, next, dying);
-    /* Resumed, perhaps on another M: the one that switched to us stored
-     * itself in cur->m (execute_prepare), which is cheaper than TLS. */
-    run_after(cur->m);
+    /* Resumed, perhaps on another M: the switch hands us that M in a
+     * register, cheaper than TLS or cur->m. */
+    run_after(rt__switch(m, cur, next, dying));
 }
 
 static void switch_out(rt__m_t *m, rt__g_t *cur, bool dying)
@@ -644,8 +645,18 @@ void rt_yield(void)
     /* A backlog in the global queue means local Gs are rotating among
      * themselves while others wait (the queue is read every 61st tick):
      * then the yielder goes to the back of the global queue, as in Go. */
-    m->after = RT__LOAD(rt__sched.runq_size) > 0 ? RT__AFTER_GLOBAL : RT__AFTER_YIELD;
-    m->after_g = cur;
+    if (RT__LOAD(rt__sched.runq_size) > 0) {
+        m->after = RT__AFTER_GLOBAL;
+        m->after_g = cur;
+    } else if (next && rt__sched.nprocs == 1) {
+        /* With one P nobody takes from its queue but this M, so the
+         * yielder may be queued before its registers are saved. */
+        atomic_store_explicit(&cur->status, RT__G_RUNNABLE, memory_order_relaxed);
+        rt__runq_put(p, cur, false);
+    } else {
+        m->after = RT__AFTER_YIELD;
+        m->after_g = cur;
+    }
     switch_to(m, cur, next, false);
 }
 
@@ -837,8 +848,7 @@ void rt_blocking_leave(void)
     m->after = RT__AFTER_GLOBAL;
     m->after_g = g;
     m->curg = NULL;
-    rt__switch(m, g, NULL, false);
-    run_after(rt__getm());
+    run_after(rt__switch(m, g, NULL, false));
 }
 
 /* ---- thread locking ---- */
