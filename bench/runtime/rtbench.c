@@ -27,7 +27,7 @@ enum {
     DEF_NB = 2000000,  /* (b) round trips (2 hand-offs each) */
     DEF_NC = 20000000, /* (c) items */
     DEF_ND = 20000000, /* (d) selects */
-    DEF_NE = 5000000,  /* (e) yields per G (2 Gs) */
+    DEF_NE = 20000000, /* (e) yields per G (2 Gs) */
     DEF_NF = 1000000,  /* (f) tasks */
     DEF_NG = 100000,   /* (g) sleepers */
     DEF_NH = 1000,     /* (h) connections */

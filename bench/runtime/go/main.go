@@ -33,7 +33,7 @@ const (
 	defNB    = 2000000  // (b) round trips (2 hand-offs each)
 	defNC    = 20000000 // (c) items
 	defND    = 20000000 // (d) selects
-	defNE    = 5000000  // (e) yields per G (2 Gs)
+	defNE    = 20000000 // (e) yields per G (2 Gs)
 	defNF    = 1000000  // (f) tasks
 	defNG    = 100000   // (g) sleepers
 	defNH    = 1000     // (h) connections
