@@ -358,6 +358,8 @@ void rt__globrunq_put_batch(rt__g_t *head, rt__g_t *tail, uint32_t n);
 void rt__handoffp(rt__p_t *p);
 void rt__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns);
 void rt__futex_wake(_Atomic uint32_t *addr, int n);
+/* True once `deadline` has passed; cheap while it is far away (proc.c). */
+bool rt__past(rt_time_t deadline);
 
 /* runq.c */
 uint32_t rt__runq_len(rt__p_t *p);

@@ -202,6 +202,14 @@ ssize_t rt_writev_all(rt_netfd_t *nfd, struct iovec *iov, int iovcnt, rt_time_t 
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
+    /* Empty entries at either end (a request without a body, say) would
+     * only turn one send(2) into a sendmsg(2). */
+    while (iovcnt > 0 && iov[iovcnt - 1].iov_len == 0)
+        iovcnt--;
+    while (iovcnt > 0 && iov->iov_len == 0) {
+        iov++;
+        iovcnt--;
+    }
     while (iovcnt > 0) {
         ssize_t n = rt__sys_writev(rt_netfd_fd(nfd), iov, iovcnt);
         if (n == -EINTR)

@@ -344,7 +344,7 @@ static int netfd_wait(rt_netfd_t *nfd, bool write, rt_time_t deadline)
         rt__spin_unlock(&nfd->lock);
         return RT_OK;
     }
-    if (deadline == RT_NOWAIT || (deadline != RT_FOREVER && deadline <= rt_now())) {
+    if (deadline == RT_NOWAIT || rt__past(deadline)) {
         rt__spin_unlock(&nfd->lock);
         return deadline == RT_NOWAIT ? RT_EAGAIN : RT_ETIMEDOUT;
     }

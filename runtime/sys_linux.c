@@ -15,26 +15,37 @@
 
 #include "runtime/internal.h"
 
+/*
+ * The data path: recv/send first, since on a socket they skip the VFS layer
+ * (file position lock, permission hooks) that read/write go through; ENOTSOCK
+ * (a pipe, say) falls back to read/write. Through syscall(2), not the libc
+ * wrappers: those are thread cancellation points and pay two atomic
+ * operations per call for it; the runtime never cancels a thread.
+ */
 ssize_t rt__sys_read(int fd, void *buf, size_t len)
 {
-    ssize_t n = read(fd, buf, len);
+    ssize_t n = syscall(SYS_recvfrom, fd, buf, len, 0, NULL, NULL);
+    if (n < 0 && errno == ENOTSOCK)
+        n = syscall(SYS_read, fd, buf, len);
     return n < 0 ? -errno : n;
 }
 
 ssize_t rt__sys_write(int fd, const void *buf, size_t len)
 {
-    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+    ssize_t n = syscall(SYS_sendto, fd, buf, len, MSG_NOSIGNAL, NULL, 0);
     if (n < 0 && errno == ENOTSOCK)
-        n = write(fd, buf, len);
+        n = syscall(SYS_write, fd, buf, len);
     return n < 0 ? -errno : n;
 }
 
 ssize_t rt__sys_writev(int fd, const struct iovec *iov, int iovcnt)
 {
+    if (iovcnt == 1)
+        return rt__sys_write(fd, iov->iov_base, iov->iov_len);
     struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
-    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    ssize_t n = syscall(SYS_sendmsg, fd, &msg, MSG_NOSIGNAL);
     if (n < 0 && errno == ENOTSOCK)
-        n = writev(fd, iov, iovcnt);
+        n = syscall(SYS_writev, fd, iov, iovcnt);
     return n < 0 ? -errno : n;
 }
 
