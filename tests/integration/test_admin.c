@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <check.h>
 
@@ -150,26 +151,33 @@ START_TEST(test_admin_metrics_parse_and_count_requests)
         ck_assert_int_eq(resp.status, 404);
         th_resp_free(&resp);
     }
-    ck_assert_int_eq(th_http_get(r.admin_port, "/metrics", NULL, &resp), 0);
-    ck_assert_int_eq(resp.status, 200);
-    char file[256];
-    th_tmpfile_write(file, sizeof(file), "metrics.txt", resp.body);
-    th_resp_free(&resp);
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd),
-             "/usr/bin/python3 %s/metrics_check.py %s "
-             "'remora_requests_total{backend=stable,code_class=2xx,listener=main,route=api}=7' "
-             "'remora_requests_total{backend=stable,code_class=5xx,listener=main,route=api}=3' "
-             "'remora_requests_total{backend=,code_class=4xx,listener=main,route=}=2' "
-             "'remora_request_duration_seconds_count{backend=stable,listener=main,route=api}=10' "
-             "'remora_config_generation{}=1' 'remora_runtime_procs{}=2' 2>&1",
-             IT_SOURCE_DIR, file);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
+    /* A request is counted when it completes, just after its last byte is
+     * written: the client may read the response a moment before that. */
     char out[2048] = "";
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    int rc = pclose(p);
+    int rc = -1;
+    for (int attempt = 0; attempt < 40 && rc != 0; attempt++) {
+        if (attempt > 0)
+            usleep(50 * 1000);
+        ck_assert_int_eq(th_http_get(r.admin_port, "/metrics", NULL, &resp), 0);
+        ck_assert_int_eq(resp.status, 200);
+        char file[256];
+        th_tmpfile_write(file, sizeof(file), "metrics.txt", resp.body);
+        th_resp_free(&resp);
+        char cmd[1024];
+        snprintf(cmd, sizeof(cmd),
+                 "/usr/bin/python3 %s/metrics_check.py %s "
+                 "'remora_requests_total{backend=stable,code_class=2xx,listener=main,route=api}=7' "
+                 "'remora_requests_total{backend=stable,code_class=5xx,listener=main,route=api}=3' "
+                 "'remora_requests_total{backend=,code_class=4xx,listener=main,route=}=2' "
+                 "'remora_request_duration_seconds_count{backend=stable,listener=main,route=api}=10' "
+                 "'remora_config_generation{}=1' 'remora_runtime_procs{}=2' 2>&1",
+                 IT_SOURCE_DIR, file);
+        FILE *p = popen(cmd, "r");
+        ck_assert_ptr_nonnull(p);
+        size_t n = fread(out, 1, sizeof(out) - 1, p);
+        out[n] = '\0';
+        rc = pclose(p);
+    }
     ck_assert_msg(rc == 0, "metrics_check failed (%d):\n%s", rc, out);
 }
 
