@@ -294,7 +294,7 @@ static inline int chan_op(rt_chan_t *ch, bool send, void *elem, rt_time_t deadli
             rt__ready(partner, true);
         return res;
     }
-    if (deadline == RT_NOWAIT || (deadline != RT_FOREVER && deadline <= rt_now())) {
+    if (deadline == RT_NOWAIT || rt__past(deadline)) {
         rt__spin_unlock(&ch->lock);
         return RT_EAGAIN;
     }

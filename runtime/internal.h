@@ -300,7 +300,7 @@ typedef struct rt__sched {
     int epfd, wakefd;
     _Atomic bool polling;       /* an M is blocked in epoll_wait */
     _Atomic int64_t poll_until; /* its deadline */
-    _Atomic int64_t last_poll;
+    _Atomic int64_t last_poll;  /* coarse clock: up to a tick behind */
     _Atomic uint32_t poll_wakeup_pending;
     _Atomic uint64_t netpoll_waits;
     _Atomic uint64_t netpoll_wakeups;
@@ -360,6 +360,8 @@ void rt__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns);
 void rt__futex_wake(_Atomic uint32_t *addr, int n);
 /* True once `deadline` has passed; cheap while it is far away (proc.c). */
 bool rt__past(rt_time_t deadline);
+/* The monotonic clock as of the last tick (a few ms behind, cheap to read). */
+rt_time_t rt__coarse_now(void);
 
 /* runq.c */
 uint32_t rt__runq_len(rt__p_t *p);

@@ -149,7 +149,7 @@ rt__g_t *rt__netpoll(rt_time_t until, uint32_t *count)
     if (timeout != 0)
         atomic_fetch_add_explicit(&rt__sched.netpoll_waits, 1, memory_order_relaxed);
     int n = rt__sys_epoll_wait(rt__sched.epfd, events, (int)RT_ARRAY_LEN(events), timeout);
-    atomic_store_explicit(&rt__sched.last_poll, rt_now(), memory_order_relaxed);
+    atomic_store_explicit(&rt__sched.last_poll, rt__coarse_now(), memory_order_relaxed);
     rt__g_t *list = NULL;
     uint32_t cnt = 0;
     for (int i = 0; i < n; i++) {

@@ -144,6 +144,11 @@ static rt_time_t coarse_now(void)
     return (rt_time_t)ts.tv_sec * RT_SEC + ts.tv_nsec;
 }
 
+rt_time_t rt__coarse_now(void)
+{
+    return coarse_res ? coarse_now() : rt_now();
+}
+
 rt_time_t rt_deadline_in(int64_t ns)
 {
     rt_time_t now = coarse_res && ns >= 64 * coarse_res ? coarse_now() + coarse_res : rt_now();
@@ -599,7 +604,7 @@ static inline RT__HOT rt__g_t *find_local(rt__m_t *m, rt__p_t *p)
     if (RT_UNLIKELY(atomic_load_explicit(&rt__sched.stopping, memory_order_relaxed)))
         return NULL;
     rt_time_t t0 = atomic_load_explicit(&p->timer0, memory_order_relaxed);
-    if (RT_UNLIKELY(t0 != RT_FOREVER) && t0 <= rt_now())
+    if (RT_UNLIKELY(t0 != RT_FOREVER) && rt__past(t0))
         return NULL;
     rt__g_t *g = NULL;
     if (RT_UNLIKELY(time_for_global(p)))
@@ -621,7 +626,7 @@ static bool nothing_else_due(rt__p_t *p)
 {
     rt_time_t t0 = atomic_load_explicit(&p->timer0, memory_order_relaxed);
     return !atomic_load_explicit(&rt__sched.stopping, memory_order_relaxed) &&
-           (t0 == RT_FOREVER || t0 > rt_now()) && rt__runq_empty(p);
+           !rt__past(t0) && rt__runq_empty(p);
 }
 
 /* Switches to `next`, or to g0 when NULL; then runs the deferred action. */

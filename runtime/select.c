@@ -105,7 +105,7 @@ int rt_select(rt_case_t *cases, size_t ncases, rt_time_t deadline)
             return pollorder[k];
         }
     }
-    if (deadline == RT_NOWAIT || (deadline != RT_FOREVER && deadline <= rt_now())) {
+    if (deadline == RT_NOWAIT || rt__past(deadline)) {
         unlock_all(cases, lockorder, nlock);
         return RT_EAGAIN;
     }
