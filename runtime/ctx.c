@@ -28,11 +28,12 @@ void rt__ctx_trampoline(void);
  * Saves sp, the resume address and rbp in `from`, loads them from `to` and
  * jumps. `m` travels in rdx: the resumed side gets the M that switched to
  * it without reloading it through memory (its own frame, then the G), which
- * were the longest chain of dependent loads in a yield. Every other register is declared clobbered, so the compiler keeps
- * nothing live in them across the switch: what the caller needs afterwards
- * it saves itself, callee-saved registers once in its prologue, instead of
- * a fixed set being stored and loaded again on every switch. The x87/SSE
- * control words are not switched: no G may change them.
+ * was the longest chain of dependent loads in a yield. Every other register
+ * is declared clobbered, so the compiler keeps nothing live in them across
+ * the switch: what the caller needs afterwards it saves itself,
+ * callee-saved registers once in its prologue, instead of a fixed set being
+ * stored and loaded again on every switch. The x87/SSE control words are
+ * not switched: no G may change them.
  *
  * jmp, not ret: there is no call, so no return-stack entry to keep in step;
  * a G resumes inside its own function, and its later returns match its own
@@ -40,7 +41,7 @@ void rt__ctx_trampoline(void);
  * every branch predicts.
  */
 static inline __attribute__((always_inline)) rt__m_t *ctx_switch(rt__ctx_t *from, rt__ctx_t *to,
-                                                                  rt__m_t *m)
+                                                                 rt__m_t *m)
 {
     __asm__ volatile("leaq 1f(%%rip), %%rax\n\t"
                      "movq %%rsp, 0(%0)\n\t"
@@ -53,10 +54,10 @@ static inline __attribute__((always_inline)) rt__m_t *ctx_switch(rt__ctx_t *from
                      "1:"
                      : "+D"(from), "+S"(to), "+d"(m)
                      :
-                     : "rax", "rbx", "rcx", "r8", "r9", "r10", "r11", "r12", "r13", "r14",
-                       "r15", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
-                       "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
-                       "memory", "cc");
+                     : "rax", "rbx", "rcx", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+                       "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+                       "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory",
+                       "cc");
     return m;
 }
 
@@ -109,8 +110,7 @@ rt__m_t *rt__switch(rt__m_t *m, rt__g_t *from, rt__g_t *to, bool from_dying)
     m = ctx_switch(fctx, tctx, m);
     /* Resumed, perhaps on another M: `m` is now the M that switched to us. */
 #if defined(REMORA_ASAN)
-    __sanitizer_finish_switch_fiber(from ? from->san_fake_stack : self->san_fake_stack, NULL,
-                                    NULL);
+    __sanitizer_finish_switch_fiber(from ? from->san_fake_stack : self->san_fake_stack, NULL, NULL);
 #endif
     (void)self;
     return m;

@@ -132,8 +132,7 @@ static void coarse_init(void)
 {
     struct timespec r;
     coarse_res = 0;
-    if (clock_getres(CLOCK_MONOTONIC_COARSE, &r) == 0 && r.tv_sec == 0 &&
-        r.tv_nsec <= 10 * RT_MSEC)
+    if (clock_getres(CLOCK_MONOTONIC_COARSE, &r) == 0 && r.tv_sec == 0 && r.tv_nsec <= 10 * RT_MSEC)
         coarse_res = r.tv_nsec;
 }
 
@@ -625,8 +624,8 @@ static inline RT__HOT rt__g_t *find_local(rt__m_t *m, rt__p_t *p)
 static bool nothing_else_due(rt__p_t *p)
 {
     rt_time_t t0 = atomic_load_explicit(&p->timer0, memory_order_relaxed);
-    return !atomic_load_explicit(&rt__sched.stopping, memory_order_relaxed) &&
-           !rt__past(t0) && rt__runq_empty(p);
+    return !atomic_load_explicit(&rt__sched.stopping, memory_order_relaxed) && !rt__past(t0) &&
+           rt__runq_empty(p);
 }
 
 /* Switches to `next`, or to g0 when NULL; then runs the deferred action. */

@@ -164,14 +164,15 @@ START_TEST(test_admin_metrics_parse_and_count_requests)
         th_tmpfile_write(file, sizeof(file), "metrics.txt", resp.body);
         th_resp_free(&resp);
         char cmd[1024];
-        snprintf(cmd, sizeof(cmd),
-                 "/usr/bin/python3 %s/metrics_check.py %s "
-                 "'remora_requests_total{backend=stable,code_class=2xx,listener=main,route=api}=7' "
-                 "'remora_requests_total{backend=stable,code_class=5xx,listener=main,route=api}=3' "
-                 "'remora_requests_total{backend=,code_class=4xx,listener=main,route=}=2' "
-                 "'remora_request_duration_seconds_count{backend=stable,listener=main,route=api}=10' "
-                 "'remora_config_generation{}=1' 'remora_runtime_procs{}=2' 2>&1",
-                 IT_SOURCE_DIR, file);
+        snprintf(
+            cmd, sizeof(cmd),
+            "/usr/bin/python3 %s/metrics_check.py %s "
+            "'remora_requests_total{backend=stable,code_class=2xx,listener=main,route=api}=7' "
+            "'remora_requests_total{backend=stable,code_class=5xx,listener=main,route=api}=3' "
+            "'remora_requests_total{backend=,code_class=4xx,listener=main,route=}=2' "
+            "'remora_request_duration_seconds_count{backend=stable,listener=main,route=api}=10' "
+            "'remora_config_generation{}=1' 'remora_runtime_procs{}=2' 2>&1",
+            IT_SOURCE_DIR, file);
         FILE *p = popen(cmd, "r");
         ck_assert_ptr_nonnull(p);
         size_t n = fread(out, 1, sizeof(out) - 1, p);
