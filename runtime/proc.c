@@ -664,6 +664,39 @@ void rt__park(_Atomic uint32_t *unlock, rt__park_fn *fn, void *arg)
     switch_out(m, g, false);
 }
 
+/*
+ * The common yield with one P, in as few instructions as it can be: the head
+ * of the local run queue runs next and the yielder takes its place at the
+ * tail, one rotation of the ring (which works even when it is full: the
+ * head slot is read before the tail slot, the same one then, is written).
+ * With one P nobody else takes from the queue, so the yielder is queued
+ * before its registers are saved and the G that runs next has nothing left
+ * to do for it. Anything unusual (runnext set, a locked G, the global
+ * queue's turn or backlog, a timer due, stopping) takes the general path.
+ */
+static inline RT__HOT rt__g_t *yield_one_p(rt__m_t *m, rt__p_t *p, rt__g_t *cur)
+{
+    rt_time_t t0 = atomic_load_explicit(&p->timer0, memory_order_relaxed);
+    if (atomic_load_explicit(&p->runnext, memory_order_relaxed) || m->lockedg ||
+        p->global_countdown <= 1 || RT__LOAD(rt__sched.runq_size) > 0 ||
+        atomic_load_explicit(&rt__sched.stopping, memory_order_relaxed) ||
+        (t0 != RT_FOREVER && rt__past(t0)))
+        return NULL;
+    uint32_t head = atomic_load_explicit(&p->runq_head, memory_order_relaxed);
+    uint32_t tail = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
+    if (head == tail)
+        return NULL;
+    rt__g_t *next = atomic_load_explicit(&RT__RUNQ_SLOT(p, head), memory_order_relaxed);
+    if (next->lockedm)
+        return NULL;
+    atomic_store_explicit(&RT__RUNQ_SLOT(p, tail), cur, memory_order_relaxed);
+    atomic_store_explicit(&p->runq_head, head + 1, memory_order_release);
+    atomic_store_explicit(&p->runq_tail, tail + 1, memory_order_release);
+    p->global_countdown--;
+    atomic_store_explicit(&cur->status, RT__G_RUNNABLE, memory_order_relaxed);
+    return next;
+}
+
 void rt_yield(void)
 {
     rt__m_t *m = rt__getm();
@@ -673,24 +706,18 @@ void rt_yield(void)
     rt__g_t *cur = m->curg;
     RT_ASSERT(cur != NULL && p != NULL);
     RT__STAT_INC(p->st.yields);
-    rt__g_t *next = m->lockedg ? NULL : find_local(m, p);
-    if (!next && !m->lockedg && nothing_else_due(p)) {
-        RT__STAT_INC(p->schedtick); /* still a scheduling point, for sysmon */
-        return;
-    }
-    /* A backlog in the global queue means local Gs are rotating among
-     * themselves while others wait (the queue is read every 61st tick):
-     * then the yielder goes to the back of the global queue, as in Go. */
-    if (RT__LOAD(rt__sched.runq_size) > 0) {
-        m->after = RT__AFTER_GLOBAL;
-        m->after_g = cur;
-    } else if (next && rt__sched.nprocs == 1) {
-        /* With one P nobody takes from its queue but this M, so the
-         * yielder may be queued before its registers are saved. */
-        atomic_store_explicit(&cur->status, RT__G_RUNNABLE, memory_order_relaxed);
-        rt__runq_put(p, cur, false);
-    } else {
-        m->after = RT__AFTER_YIELD;
+    rt__g_t *next = rt__sched.nprocs == 1 ? yield_one_p(m, p, cur) : NULL;
+    if (!next) {
+        next = m->lockedg ? NULL : find_local(m, p);
+        if (!next && !m->lockedg && nothing_else_due(p)) {
+            RT__STAT_INC(p->schedtick); /* still a scheduling point, for sysmon */
+            return;
+        }
+        /* A backlog in the global queue means local Gs are rotating among
+         * themselves while others wait (the queue is read every 61st
+         * tick): then the yielder goes to the back of the global queue, as
+         * in Go. */
+        m->after = RT__LOAD(rt__sched.runq_size) > 0 ? RT__AFTER_GLOBAL : RT__AFTER_YIELD;
         m->after_g = cur;
     }
     switch_to(m, cur, next, false);

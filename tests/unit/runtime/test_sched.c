@@ -262,6 +262,79 @@ START_TEST(test_sched_yield_runs_another_g)
 
 END_TEST
 
+/* ---- yield rotates the run queue, even a full one ---- */
+
+#define ROTATE_ROUNDS 40
+#define ROTATE_MAX_GS 257 /* one running + a full local run queue of 256 */
+
+typedef struct rotation {
+    int ngs;
+    _Atomic int started;
+    rt_waitgroup_t wg;
+    int log[ROTATE_MAX_GS * ROTATE_ROUNDS];
+    int len;
+} rotation_t;
+
+static rotation_t rot;
+
+static void rotate_worker(void *arg)
+{
+    int me = (int)(intptr_t)arg;
+    /* G 0 spawns the others, so that the parked main G is not in the ring:
+     * the spawner steps back (yields) once its queue is full, and with main
+     * in there too half the queue would spill to the global queue. */
+    if (me == 0) {
+        for (int i = 1; i < rot.ngs; i++)
+            th_go(rotate_worker, (void *)(intptr_t)i);
+    }
+    atomic_fetch_add(&rot.started, 1);
+    while (atomic_load(&rot.started) < rot.ngs)
+        rt_yield(); /* start the log only when every G is in the ring */
+    for (int r = 0; r < ROTATE_ROUNDS; r++) {
+        rot.log[rot.len++] = me; /* procs=1: no other thread writes */
+        rt_yield();
+    }
+    rt_wg_done(&rot.wg);
+}
+
+static void rotate_main(void *arg)
+{
+    (void)arg;
+    rt_wg_add(&rot.wg, rot.ngs);
+    th_go(rotate_worker, (void *)(intptr_t)0);
+    rt_wg_wait(&rot.wg);
+}
+
+/* procs=1: once every G is in the ring, yields take turns strictly: each
+ * stretch of ngs entries of the log names every G once, in the same order.
+ * With 257 Gs the local run queue (256) is full at every yield, so the
+ * rotation reads and writes the same slot. */
+static void check_rotation(int ngs)
+{
+    memset(&rot, 0, sizeof(rot));
+    rot.ngs = ngs;
+    th_rt_run(rotate_main, NULL, 1);
+    ck_assert_int_eq(rot.len, ngs * ROTATE_ROUNDS);
+    for (int k = ngs; k < rot.len; k++) {
+        ck_assert_msg(rot.log[k] == rot.log[k - ngs],
+                      "%d Gs: turn %d went to G %d, a round earlier to G %d", ngs, k, rot.log[k],
+                      rot.log[k - ngs]);
+    }
+    bool seen[ROTATE_MAX_GS] = {false};
+    for (int k = 0; k < ngs; k++) {
+        ck_assert_msg(!seen[rot.log[k]], "%d Gs: G %d ran twice in one round", ngs, rot.log[k]);
+        seen[rot.log[k]] = true;
+    }
+}
+
+START_TEST(test_sched_yield_rotates_every_g_in_turn)
+{
+    check_rotation(3);
+    check_rotation(ROTATE_MAX_GS);
+}
+
+END_TEST
+
 /* ---- blocking calls hand the P over ---- */
 
 #define BLOCK_MS 300
@@ -708,6 +781,7 @@ Suite *suite_runtime_sched(void)
     tcase_add_test(tc, test_sched_burst_runs_on_both_ms_and_steals);
     tcase_add_test(tc, test_sched_waitgroup_wait_joins_every_g);
     tcase_add_test(tc, test_sched_yield_runs_another_g);
+    tcase_add_test(tc, test_sched_yield_rotates_every_g_in_turn);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("blocking");
