@@ -596,14 +596,21 @@ static inline bool time_for_global(rt__p_t *p)
     return true;
 }
 
+/* True when the M must go through g0 now: the runtime is stopping, or a
+ * timer of `p` is due (the direct switches never run timers). */
+static inline RT__HOT bool g0_due(rt__p_t *p)
+{
+    if (RT_UNLIKELY(atomic_load_explicit(&rt__sched.stopping, memory_order_relaxed)))
+        return true;
+    rt_time_t t0 = atomic_load_explicit(&p->timer0, memory_order_relaxed);
+    return RT_UNLIKELY(t0 != RT_FOREVER) && rt__past(t0);
+}
+
 /* Local work only; no timers, no netpoll (see the file comment). Returns
  * NULL when the caller should go through g0 or has nothing else to run. */
 static inline RT__HOT rt__g_t *find_local(rt__m_t *m, rt__p_t *p)
 {
-    if (RT_UNLIKELY(atomic_load_explicit(&rt__sched.stopping, memory_order_relaxed)))
-        return NULL;
-    rt_time_t t0 = atomic_load_explicit(&p->timer0, memory_order_relaxed);
-    if (RT_UNLIKELY(t0 != RT_FOREVER) && rt__past(t0))
+    if (g0_due(p))
         return NULL;
     rt__g_t *g = NULL;
     if (RT_UNLIKELY(time_for_global(p)))
@@ -623,9 +630,7 @@ static inline RT__HOT rt__g_t *find_local(rt__m_t *m, rt__p_t *p)
 /* True when a yield that found nothing local may simply return. */
 static bool nothing_else_due(rt__p_t *p)
 {
-    rt_time_t t0 = atomic_load_explicit(&p->timer0, memory_order_relaxed);
-    return !atomic_load_explicit(&rt__sched.stopping, memory_order_relaxed) && !rt__past(t0) &&
-           rt__runq_empty(p);
+    return !g0_due(p) && rt__runq_empty(p);
 }
 
 /* Switches to `next`, or to g0 when NULL; then runs the deferred action. */
@@ -676,11 +681,8 @@ void rt__park(_Atomic uint32_t *unlock, rt__park_fn *fn, void *arg)
  */
 static inline RT__HOT rt__g_t *yield_one_p(rt__m_t *m, rt__p_t *p, rt__g_t *cur)
 {
-    rt_time_t t0 = atomic_load_explicit(&p->timer0, memory_order_relaxed);
     if (atomic_load_explicit(&p->runnext, memory_order_relaxed) || m->lockedg ||
-        p->global_countdown <= 1 || RT__LOAD(rt__sched.runq_size) > 0 ||
-        atomic_load_explicit(&rt__sched.stopping, memory_order_relaxed) ||
-        (t0 != RT_FOREVER && rt__past(t0)))
+        p->global_countdown <= 1 || RT__LOAD(rt__sched.runq_size) > 0 || g0_due(p))
         return NULL;
     uint32_t head = atomic_load_explicit(&p->runq_head, memory_order_relaxed);
     uint32_t tail = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
