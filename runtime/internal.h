@@ -309,6 +309,7 @@ typedef struct rt__sched {
     pthread_t sysmon;
     _Atomic uint32_t sysmon_futex;
     _Atomic bool sysmon_sleeping;
+    _Atomic bool sysmon_idle; /* asleep until a P leaves the idle list (sysmon.c) */
     _Atomic uint64_t hogs_reported, handoffs, m_parks, discarded;
     _Atomic uint64_t spawns_nop; /* Gs created by threads without a P */
 } rt__sched_t;
@@ -408,6 +409,8 @@ bool rt__netpoll_has_waiters(void);
 void rt__sysmon_start(void);
 void rt__sysmon_stop(void);
 void rt__sysmon_kick(void);
+/* acquirep: a P leaves the idle list; wakes sysmon if all Ps had been idle. */
+void rt__sysmon_p_busy(void);
 
 /* sys_linux.c: syscalls returning -errno (noinline: errno is per-thread) */
 RT_NOINLINE ssize_t rt__sys_read(int fd, void *buf, size_t len);

@@ -318,6 +318,7 @@ static void acquirep(rt__m_t *m, rt__p_t *p)
     m->p = p;
     p->m = m;
     atomic_store(&p->status, RT__P_RUNNING);
+    rt__sysmon_p_busy();
 }
 
 static void *mstart(void *arg);

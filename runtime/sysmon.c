@@ -11,6 +11,10 @@
  *     cannot be preempted (see proc.c: preemption is cooperative);
  *   - polls the network if nobody has for 10 ms, so readiness is not starved
  *     by Ps that always have local work.
+ * When no G has run for 20 ms and every P is idle, none of that can happen:
+ * it then sleeps until acquirep takes a P off the idle list, so an idle
+ * process is not woken 200 times a second. (Under light load Ps go idle
+ * between requests; the 20 ms keep most wake-ups from kicking it.)
  */
 #include <stdlib.h>
 
@@ -20,6 +24,7 @@
 #define MIN_DELAY (20 * RT_USEC)
 #define MAX_DELAY (5 * RT_MSEC)
 #define POLL_EVERY (10 * RT_MSEC)
+#define QUIET_BEFORE_SLEEP (20 * RT_MSEC)
 
 static _Atomic bool sysmon_stop_flag;
 
@@ -64,20 +69,62 @@ static bool retake(rt__p_t *p, rt_time_t now)
     return false;
 }
 
+static bool all_ps_idle(void)
+{
+    for (int i = 0; i < rt__sched.nprocs; i++) {
+        if (atomic_load(&rt__sched.allp[i]->status) != RT__P_IDLE)
+            return false;
+    }
+    return true;
+}
+
+/* Schedules so far, all Ps: unchanged from one round to the next, no G ran. */
+static uint64_t schedticks(void)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < rt__sched.nprocs; i++)
+        sum += atomic_load_explicit(&rt__sched.allp[i]->schedtick, memory_order_relaxed);
+    return sum;
+}
+
+/* The sleep before the next round of a quiet sysmon: until woken (-1) if
+ * every P is idle, else `delay`. sysmon_idle is stored before the statuses
+ * are read, and acquirep stores a status before it reads sysmon_idle (all
+ * seq_cst): either sysmon sees the busy P, or acquirep sees sysmon_idle and
+ * wakes it. */
+static int64_t next_sleep(int64_t delay)
+{
+    atomic_store(&rt__sched.sysmon_idle, true);
+    if (all_ps_idle())
+        return -1;
+    atomic_store(&rt__sched.sysmon_idle, false);
+    return delay;
+}
+
 static void *sysmon_main(void *arg)
 {
     (void)arg;
     void *altstack = rt__altstack_new();
     int64_t delay = MIN_DELAY;
     int idle_rounds = 0;
+    uint64_t ticks = 0;
+    rt_time_t quiet_since = rt_now();
+    bool quiet = false;
     while (!atomic_load(&sysmon_stop_flag)) {
         atomic_store(&rt__sched.sysmon_sleeping, true);
-        rt__futex_wait(&rt__sched.sysmon_futex, 0, delay);
+        rt__futex_wait(&rt__sched.sysmon_futex, 0, quiet ? next_sleep(delay) : delay);
         atomic_store(&rt__sched.sysmon_sleeping, false);
+        atomic_store(&rt__sched.sysmon_idle, false);
         atomic_store(&rt__sched.sysmon_futex, 0);
         if (atomic_load(&sysmon_stop_flag) || atomic_load(&rt__sched.stopping))
             break;
         rt_time_t now = rt_now();
+        uint64_t t = schedticks();
+        if (t != ticks || !all_ps_idle()) {
+            ticks = t;
+            quiet_since = now;
+        }
+        quiet = now - quiet_since >= QUIET_BEFORE_SLEEP;
         bool busy = false;
         for (int i = 0; i < rt__sched.nprocs; i++)
             busy |= retake(rt__sched.allp[i], now);
@@ -102,6 +149,7 @@ void rt__sysmon_start(void)
     atomic_store(&sysmon_stop_flag, false);
     RT_CHECK(pthread_create(&rt__sched.sysmon, NULL, sysmon_main, NULL) == 0,
              "cannot start sysmon");
+    pthread_setname_np(rt__sched.sysmon, "rt-sysmon"); /* top -H, /proc/PID/task/TID/comm */
 }
 
 void rt__sysmon_kick(void)
@@ -110,6 +158,12 @@ void rt__sysmon_kick(void)
         atomic_store(&rt__sched.sysmon_futex, 1);
         rt__futex_wake(&rt__sched.sysmon_futex, 1);
     }
+}
+
+void rt__sysmon_p_busy(void)
+{
+    if (RT_UNLIKELY(atomic_load(&rt__sched.sysmon_idle)))
+        rt__sysmon_kick();
 }
 
 void rt__sysmon_stop(void)

@@ -2,10 +2,14 @@
 /*
  * test_sched.c - suite "runtime/sched": the scheduler of runtime/proc.c,
  * runq.c and sysmon.c: work spreading and stealing, wait groups, yield,
- * blocking-call handoff, hog reporting, thread pinning, G ids, restarts.
+ * blocking-call handoff, hog reporting, sysmon asleep while idle, thread pinning, G ids, restarts.
  */
+#include <dirent.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -510,6 +514,90 @@ START_TEST(test_sched_hog_is_reported_and_its_queue_still_runs)
 
 END_TEST
 
+/* ---- an idle runtime: sysmon sleeps, and wakes when a P gets work ---- */
+
+#define IDLE_MS 400
+
+typedef struct idle {
+    int sampler_rc;
+    long sysmon_switches[2]; /* at 150 ms and at 350 ms of the idle sleep */
+    hog_t h;
+} idle_t;
+
+/* Context switches so far of the thread named "rt-sysmon", or -1. */
+static long sysmon_switches(void)
+{
+    DIR *tasks = opendir("/proc/self/task");
+    if (!tasks)
+        return -1;
+    long sum = -1;
+    struct dirent *e;
+    while (sum < 0 && (e = readdir(tasks))) {
+        char path[300], line[128] = "";
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        bool is_sysmon = fgets(line, sizeof(line), f) && strcmp(line, "rt-sysmon\n") == 0;
+        fclose(f);
+        snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+        if (!is_sysmon || !(f = fopen(path, "r")))
+            continue;
+        sum = 0;
+        while (fgets(line, sizeof(line), f)) {
+            long v;
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
+                sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)
+                sum += v;
+        }
+        fclose(f);
+    }
+    closedir(tasks);
+    return sum;
+}
+
+/* Not a G: samples sysmon while the runtime has nothing to do. */
+static void *idle_sampler(void *arg)
+{
+    idle_t *s = arg;
+    usleep(150 * 1000);
+    s->sysmon_switches[0] = sysmon_switches();
+    usleep(200 * 1000);
+    s->sysmon_switches[1] = sysmon_switches();
+    return NULL;
+}
+
+static void idle_main(void *arg)
+{
+    idle_t *s = arg;
+    pthread_t sampler;
+    s->sampler_rc = pthread_create(&sampler, NULL, idle_sampler, s);
+    if (s->sampler_rc != 0)
+        return;
+    rt_sleep(IDLE_MS * RT_MSEC);
+    pthread_join(sampler, NULL);
+    hog_main(&s->h); /* sysmon must wake to report the hog and spread its queue */
+}
+
+START_TEST(test_sched_idle_runtime_sysmon_sleeps_and_wakes_for_a_hog)
+{
+    idle_t s;
+    memset(&s, 0, sizeof(s));
+    th_rt_run(idle_main, &s, 2);
+    ck_assert_int_eq(s.sampler_rc, 0);
+    ck_assert_msg(s.sysmon_switches[0] >= 0, "no thread named rt-sysmon");
+    long woke = s.sysmon_switches[1] - s.sysmon_switches[0];
+    ck_assert_msg(woke <= 2, "sysmon woke %ld times in 200 ms of an idle runtime", woke);
+    ck_assert_int_eq(s.h.done_rc, RT_OK);
+    ck_assert_int_eq(s.h.workers_rc, RT_OK);
+    ck_assert_msg(s.h.hogs_reported > 0, "after an idle spell, a G spinning %d ms was not reported",
+                  HOG_MS);
+    ck_assert_msg(s.h.end - s.h.start < HOG_LIMIT_MS * RT_MSEC,
+                  "after an idle spell, the Gs queued behind a hog waited for it to give up");
+}
+
+END_TEST
+
 /* ---- LockOSThread ---- */
 
 #define PIN_ROUNDS 1000
@@ -787,6 +875,7 @@ Suite *suite_runtime_sched(void)
     tc = tcase_create("blocking");
     tcase_add_test(tc, test_sched_blocking_call_does_not_stop_other_gs);
     tcase_add_test(tc, test_sched_hog_is_reported_and_its_queue_still_runs);
+    tcase_add_test(tc, test_sched_idle_runtime_sysmon_sleeps_and_wakes_for_a_hog);
     tcase_add_test(tc, test_sched_lock_os_thread_keeps_g_on_one_thread);
     suite_add_tcase(s, tc);
 
