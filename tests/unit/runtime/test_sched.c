@@ -2,7 +2,8 @@
 /*
  * test_sched.c - suite "runtime/sched": the scheduler of runtime/proc.c,
  * runq.c and sysmon.c: work spreading and stealing, wait groups, yield,
- * blocking-call handoff, hog reporting, sysmon asleep while idle, thread pinning, G ids, restarts.
+ * blocking-call handoff, hog reporting, sysmon asleep while idle, thread
+ * pinning, G ids, restarts.
  */
 #include <dirent.h>
 #include <poll.h>
