@@ -1061,7 +1061,10 @@ top:
         if (list)
             g = inject_take_one(p, list);
     }
-    if (!g) {
+    /* Spinning is for stealing, which needs another P. With one it would
+     * only delay the poller (a spinning M does not look at the network) and
+     * burn CPU that the rest of the machine could use. */
+    if (!g && rt__sched.nprocs > 1) {
         uint32_t busy = (uint32_t)rt__sched.nprocs - RT__LOAD(rt__sched.npidle);
         if (!m->spinning && 2 * RT__LOAD(rt__sched.nmspinning) < busy) {
             m->spinning = true;
