@@ -637,8 +637,10 @@ static void wakes_main(void *arg)
     if ((w->rc = rt_netfd_open(w->fds[0], &nfd)) != RT_OK)
         return;
     pthread_t writer;
-    if ((w->writer_rc = pthread_create(&writer, NULL, wake_writer, w)) != 0)
+    if ((w->writer_rc = pthread_create(&writer, NULL, wake_writer, w)) != 0) {
+        rt_netfd_close(nfd);
         return;
+    }
     int64_t cpu0 = thread_cpu_ns();
     while (w->n < WAKES) {
         char c;
@@ -664,10 +666,10 @@ START_TEST(test_sched_one_p_out_of_work_polls_without_spinning)
     ck_assert_int_eq(w.rc, RT_OK);
     ck_assert_int_eq(w.writer_rc, 0);
     ck_assert_int_eq(w.n, WAKES);
-    /* A wake-up costs an epoll_wait and a read (a few us); a spinning M
-     * burned 60 us more on each before it slept (15 against 75 us, Debug). */
+    /* A wake-up costs an epoll_wait and a read: 15 us of CPU in a Debug
+     * build. With the spin before the poller it was 75 us. */
     int64_t per_wake = w.cpu_ns / WAKES;
-    ck_assert_msg(per_wake < th_slack(40 * RT_USEC), "%lld ns of CPU per wake-up of an idle P",
+    ck_assert_msg(per_wake < th_slack(50 * RT_USEC), "%lld ns of CPU per wake-up of an idle P",
                   (long long)per_wake);
 }
 
