@@ -300,7 +300,7 @@ typedef struct rt__sched {
     int epfd, wakefd;
     _Atomic bool polling;       /* an M is blocked in epoll_wait */
     _Atomic int64_t poll_until; /* its deadline */
-    _Atomic int64_t last_poll;  /* coarse clock: up to a tick behind */
+    _Atomic int64_t last_poll;  /* coarse clock (rt__coarse_now): compare with the same */
     _Atomic uint32_t poll_wakeup_pending;
     _Atomic uint64_t netpoll_waits;
     _Atomic uint64_t netpoll_wakeups;

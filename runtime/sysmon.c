@@ -129,7 +129,7 @@ static void *sysmon_main(void *arg)
         for (int i = 0; i < rt__sched.nprocs; i++)
             busy |= retake(rt__sched.allp[i], now);
         if (rt__netpoll_has_waiters() && !atomic_load(&rt__sched.polling) &&
-            now - atomic_load(&rt__sched.last_poll) > POLL_EVERY) {
+            rt__coarse_now() - atomic_load(&rt__sched.last_poll) > POLL_EVERY) {
             uint32_t cnt = 0;
             rt__ready_list(rt__netpoll(RT_NOWAIT, &cnt));
         }
