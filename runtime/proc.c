@@ -121,11 +121,14 @@ rt_time_t rt_now(void)
     return (rt_time_t)ts.tv_sec * RT_SEC + ts.tv_nsec;
 }
 
-/* The coarse clock is the precise one as of the last tick: about 8 ns to
- * read here against 30, and behind it by less than its resolution. Long
- * timeouts (read, write, idle: seconds) take it: coarse + resolution + ns is
- * never early, and late by at most one tick, under 1/64 of the timeout.
- * Zero until rt_run sets it, and where the tick is long: then all is precise. */
+/* The coarse clock is the precise one as of a recent tick: about 8 ns to
+ * read here against 30. It lags by up to its resolution plus the tick's own
+ * jitter (4.5 ms measured with a 4 ms tick), so coarse + 2 resolutions is a
+ * time at or after the precise now unless the tick itself was held up (a
+ * stalled VM). Long timeouts (read, write, idle:
+ * seconds) take it: never early, and late by at most two ticks, under 1/32
+ * of the timeout. Zero until rt_run sets it, and where the tick is long:
+ * then all is precise. */
 static int64_t coarse_res;
 
 static void coarse_init(void)
@@ -148,9 +151,15 @@ rt_time_t rt__coarse_now(void)
     return coarse_res ? coarse_now() : rt_now();
 }
 
+/* Not before the precise now, for all we can tell (see coarse_res). */
+static rt_time_t coarse_upper(void)
+{
+    return coarse_now() + 2 * coarse_res;
+}
+
 rt_time_t rt_deadline_in(int64_t ns)
 {
-    rt_time_t now = coarse_res && ns >= 64 * coarse_res ? coarse_now() + coarse_res : rt_now();
+    rt_time_t now = coarse_res && ns >= 64 * coarse_res ? coarse_upper() : rt_now();
     return ns >= RT_FOREVER - now ? RT_FOREVER : now + ns;
 }
 
@@ -158,7 +167,7 @@ bool rt__past(rt_time_t deadline)
 {
     if (deadline == RT_FOREVER)
         return false;
-    if (coarse_res && deadline > coarse_now() + coarse_res)
+    if (coarse_res && deadline > coarse_upper())
         return false;
     return deadline <= rt_now();
 }

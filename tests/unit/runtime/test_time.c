@@ -13,6 +13,7 @@
 
 #include "runtime/rt.h"
 #include "tests/support/th.h"
+#include "tests/support/th_stall.h"
 #include "tests/unit/runtime/suites.h"
 
 /* ---- many sleepers ---- */
@@ -88,44 +89,52 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-START_TEST(test_time_sleepers_wake_in_deadline_order)
+/* What one run of the sleepers measured. */
+typedef struct sleepers_result {
+    long early;        /* woke before their deadline */
+    int64_t p99, max;  /* lateness */
+    long out_of_order; /* woke after one due more than `bound` later */
+    int64_t stall;     /* the worst stall the witness saw meanwhile */
+} sleepers_result_t;
+
+static sleepers_result_t measure_sleepers(long n, int64_t bound)
 {
     sleepers_t s;
     memset(&s, 0, sizeof(s));
-    s.n = th_scaled(10000);
+    s.n = n;
     s.recs = calloc((size_t)s.n, sizeof(*s.recs));
     ck_assert_ptr_nonnull(s.recs);
+    th_stall_watch_t *watch = th_stall_watch_start();
     th_rt_run(sleepers_main, &s, 2);
+    sleepers_result_t res = {.stall = th_stall_watch_stop(watch)};
     ck_assert_int_eq(s.wait_rc, RT_OK);
 
     /* Lateness counts from when the sleeper could first have woken. */
     int64_t *late = calloc((size_t)s.n, sizeof(*late));
     ck_assert_ptr_nonnull(late);
-    long early = 0;
     for (long i = 0; i < s.n; i++) {
         sleeper_rec_t *r = &s.recs[i];
         if (r->woke < r->deadline) {
-            early++;
+            res.early++;
         }
         r->due = r->deadline > r->called ? r->deadline : r->called;
         late[i] = r->woke - r->due;
     }
-    ck_assert_msg(early == 0, "%ld of %ld sleepers woke before their deadline", early, s.n);
     qsort(late, (size_t)s.n, sizeof(*late), cmp_i64);
-    int64_t p99 = late[(s.n * 99) / 100];
-    fprintf(stderr, "sleepers: n=%ld lateness p50 %.3f ms p99 %.3f ms max %.3f ms\n", s.n,
-            (double)late[s.n / 2] / RT_MSEC, (double)p99 / RT_MSEC,
-            (double)late[s.n - 1] / RT_MSEC);
-    int64_t bound = th_slack(20 * RT_MSEC);
-    ck_assert_msg(p99 < bound, "p99 wake lateness %.3f ms >= %.3f ms (max %.3f ms)",
-                  (double)p99 / RT_MSEC, (double)bound / RT_MSEC, (double)late[s.n - 1] / RT_MSEC);
+    res.p99 = late[(s.n * 99) / 100];
+    res.max = late[s.n - 1];
+    fprintf(stderr,
+            "sleepers: n=%ld lateness p50 %.3f ms p99 %.3f ms max %.3f ms; "
+            "witness stall %.3f ms\n",
+            s.n, (double)late[s.n / 2] / RT_MSEC, (double)res.p99 / RT_MSEC,
+            (double)res.max / RT_MSEC, (double)res.stall / RT_MSEC);
 
     /*
      * Order: a sleeper woke out of order if one due more than `bound` after
      * it woke before it ("due" rather than the deadline: a G that started
-     * after its deadline was due when it started). Like the lateness, this
-     * holds for 99% of the sleepers. Sorted by due time, a suffix minimum of
-     * the wake order finds, for each sleeper, the earliest waker due later.
+     * after its deadline was due when it started). Sorted by due time, a
+     * suffix minimum of the wake order finds, for each sleeper, the earliest
+     * waker due later.
      */
     qsort(s.recs, (size_t)s.n, sizeof(*s.recs), cmp_due);
     uint64_t *min_after = calloc((size_t)s.n + 1, sizeof(*min_after));
@@ -135,19 +144,53 @@ START_TEST(test_time_sleepers_wake_in_deadline_order)
         uint64_t o = s.recs[i].order;
         min_after[i] = o < min_after[i + 1] ? o : min_after[i + 1];
     }
-    long out_of_order = 0, k = 0;
+    long k = 0;
     for (long i = 0; i < s.n; i++) {
         while (k < s.n && s.recs[k].due <= s.recs[i].due + bound) {
             k++;
         }
-        out_of_order += min_after[k] < s.recs[i].order;
+        res.out_of_order += min_after[k] < s.recs[i].order;
     }
-    ck_assert_msg(out_of_order <= s.n / 100,
-                  "%ld of %ld sleepers woke after one due more than %lld ms later", out_of_order,
-                  s.n, (long long)(bound / RT_MSEC));
     free(min_after);
     free(late);
     free(s.recs);
+    return res;
+}
+
+/*
+ * 99% of the sleepers wake within `bound` of their deadline, and in order
+ * to within `bound`. Both are wall-clock figures, so a stall of the machine
+ * itself (this VM descheduled for 30 ms, seen in CI) breaks them whatever
+ * the runtime does: an attempt that misses is measured again, at most
+ * twice, only if the stall witness saw the machine stop for half the bound.
+ * A miss the witness cannot explain fails at once.
+ */
+#define SLEEPERS_ATTEMPTS 3
+
+START_TEST(test_time_sleepers_wake_in_deadline_order)
+{
+    long n = th_scaled(10000);
+    int64_t bound = th_slack(20 * RT_MSEC);
+    sleepers_result_t res;
+    for (int attempt = 1;; attempt++) {
+        res = measure_sleepers(n, bound);
+        ck_assert_msg(res.early == 0, "%ld of %ld sleepers woke before their deadline", res.early,
+                      n);
+        bool met = res.p99 < bound && res.out_of_order <= n / 100;
+        if (met || res.stall < bound / 2 || attempt == SLEEPERS_ATTEMPTS) {
+            break;
+        }
+        fprintf(stderr, "sleepers: missed while the machine stalled %.1f ms; measuring again\n",
+                (double)res.stall / RT_MSEC);
+    }
+    ck_assert_msg(res.p99 < bound,
+                  "p99 wake lateness %.3f ms >= %.3f ms (max %.3f ms; witness stall %.1f ms)",
+                  (double)res.p99 / RT_MSEC, (double)bound / RT_MSEC, (double)res.max / RT_MSEC,
+                  (double)res.stall / RT_MSEC);
+    ck_assert_msg(
+        res.out_of_order <= n / 100,
+        "%ld of %ld sleepers woke after one due more than %lld ms later (witness stall %.1f ms)",
+        res.out_of_order, n, (long long)(bound / RT_MSEC), (double)res.stall / RT_MSEC);
 }
 
 END_TEST
@@ -345,6 +388,39 @@ START_TEST(test_time_sleep_lasts_at_least_its_duration)
 
 END_TEST
 
+/*
+ * Deadlines of a second or more come from the coarse clock once a runtime
+ * runs (proc.c): never early, at most 1/32 late. Checked over many samples
+ * with idle gaps between them, since the coarse clock lags most right
+ * after an idle CPU's tick.
+ */
+#define DEADLINE_SAMPLES 2000
+
+typedef struct deadline_check {
+    long early, late;
+    int64_t worst_early, worst_late;
+} deadline_check_t;
+
+static void deadline_check_main(void *arg)
+{
+    deadline_check_t *c = arg;
+    for (int i = 0; i < DEADLINE_SAMPLES; i++) {
+        if (i % 4 == 0) {
+            rt_sleep((i % 13) * 100 * RT_USEC);
+        }
+        rt_time_t t0 = rt_now();
+        rt_time_t d = rt_deadline_in(RT_SEC);
+        rt_time_t t1 = rt_now();
+        if (d < t0 + RT_SEC) {
+            c->early++;
+            c->worst_early = t0 + RT_SEC - d > c->worst_early ? t0 + RT_SEC - d : c->worst_early;
+        } else if (d > t1 + RT_SEC + RT_SEC / 32) {
+            c->late++;
+            c->worst_late = d - t1 - RT_SEC > c->worst_late ? d - t1 - RT_SEC : c->worst_late;
+        }
+    }
+}
+
 START_TEST(test_time_clock_is_monotonic_and_deadlines_saturate)
 {
     rt_time_t prev = rt_now();
@@ -356,12 +432,16 @@ START_TEST(test_time_clock_is_monotonic_and_deadlines_saturate)
         prev = now;
     }
     ck_assert_int_eq(backwards, 0);
-    rt_time_t t0 = rt_now();
-    rt_time_t d = rt_deadline_in(RT_SEC);
-    ck_assert_int_ge(d, t0 + RT_SEC);
-    ck_assert_int_lt(d, rt_now() + RT_SEC + 1);
     ck_assert_int_eq(rt_deadline_in(INT64_MAX), RT_FOREVER);
     ck_assert_int_eq(rt_deadline_in(INT64_MAX - 1), RT_FOREVER);
+
+    deadline_check_t c;
+    memset(&c, 0, sizeof(c));
+    th_rt_run(deadline_check_main, &c, 1);
+    ck_assert_msg(c.early == 0, "%ld of %d one-second deadlines early, by up to %.3f ms", c.early,
+                  DEADLINE_SAMPLES, (double)c.worst_early / RT_MSEC);
+    ck_assert_msg(c.late == 0, "%ld of %d one-second deadlines over 1/32 late, by up to %.3f ms",
+                  c.late, DEADLINE_SAMPLES, (double)c.worst_late / RT_MSEC);
 }
 
 END_TEST
