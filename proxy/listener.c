@@ -80,9 +80,10 @@ static bool wait_for_room(px_listener_t *l)
 /*
  * The accept G owns the socket and is the one to close it: a socket closed
  * under a G about to accept could be recycled for another one. Stopping
- * shuts the socket down, which wakes the accept; the deadline bounds the
- * wait should a wake-up be missed. `stop_mu` keeps the close after the
- * shutdown, which must never reach a recycled descriptor number.
+ * shuts the socket down, which wakes the accept (the netpoller keeps a
+ * readiness that comes before the wait), so the accept needs no deadline
+ * and an idle listener costs no wake-ups. `stop_mu` keeps the close after
+ * the shutdown, which must never reach a recycled descriptor number.
  */
 static void accept_loop(void *arg)
 {
@@ -90,7 +91,7 @@ static void accept_loop(void *arg)
     while (wait_for_room(l)) {
         rt_netfd_t *nfd;
         struct sockaddr_storage peer;
-        int rc = rt_accept(l->nfd, &nfd, &peer, rt_deadline_in(RT_SEC));
+        int rc = rt_accept(l->nfd, &nfd, &peer, RT_FOREVER);
         if (rc == RT_OK) {
             atomic_fetch_add(&l->conns, 1);
             atomic_fetch_add(&l->refs, 1);
@@ -100,11 +101,9 @@ static void accept_loop(void *arg)
         if (atomic_load(&l->closing)) {
             break;
         }
-        if (rc != RT_ETIMEDOUT) {
-            /* EMFILE and friends: back off instead of spinning on the error. */
-            rt_log(RT_LOG_WARN, "listener %s: accept: %s", l->name, rt_strerror(rc));
-            rt_sleep(10 * RT_MSEC);
-        }
+        /* EMFILE and friends: back off instead of spinning on the error. */
+        rt_log(RT_LOG_WARN, "listener %s: accept: %s", l->name, rt_strerror(rc));
+        rt_sleep(10 * RT_MSEC);
     }
     rt_mutex_lock(&l->stop_mu);
     rt_netfd_close(l->nfd);

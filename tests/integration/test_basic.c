@@ -2,8 +2,8 @@
 /*
  * test_basic.c - integration/basic: plain forwarding through remora to
  * remora-echo: keep-alive, pipelining, HTTP/1.0, HEAD, bodiless statuses,
- * routing and weighted backends, the headers a proxy adds and removes, and
- * a WebSocket upgrade tunnelled both ways.
+ * routing and weighted backends, the headers a proxy adds and removes, a
+ * WebSocket upgrade tunnelled both ways, and an idle proxy that sleeps.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -481,6 +481,61 @@ START_TEST(test_basic_websocket_upgrade_tunnelled)
 
 END_TEST
 
+/*
+ * An idle proxy - a kept-alive client, a pooled upstream connection, nothing
+ * moving - is not woken: nginx is not, and a node runs many sidecars. Each
+ * wake-up switches a thread out once more. Before the accept loop waited
+ * without a deadline and sysmon slept while every P is idle, remora woke 6
+ * times a second (12 in this window); it may wake at most once a second.
+ * A deadline timer that a request armed fires once even when the wait it
+ * was armed for has ended (netfd timers are lazy, as Go's and nginx's are):
+ * short timeouts here let those fire before the window opens.
+ * Not checked under TSan, whose runtime adds a thread that wakes 10 times a
+ * second.
+ */
+#define IDLE_WINDOW_MS 2000
+#define IDLE_SETTLE_MS 700 /* past every timeout below */
+
+START_TEST(test_basic_idle_proxy_is_not_woken)
+{
+    th_echo_t e;
+    th_remora_t r;
+    th_conn_t c;
+    th_resp_t resp;
+    th_echo_start(&e, "idle");
+    th_remora_start_simple(&r, e.port, "    read_timeout: 400ms\n", "        timeout: 400ms\n",
+                           "    connect_timeout: 200ms\n");
+    it_open(&c, r.port);
+    it_roundtrip(&c, "GET /idle HTTP/1.1\r\nHost: test\r\n\r\n", &resp);
+    ck_assert_int_eq(resp.status, 200);
+    th_resp_free(&resp);
+    th_sleep_ms(IDLE_SETTLE_MS);
+    char before[512], after[512];
+    long s0 = th_proc_switches(r.proc.pid, before, sizeof(before));
+    th_sleep_ms(IDLE_WINDOW_MS);
+    long s1 = th_proc_switches(r.proc.pid, after, sizeof(after));
+    ck_assert_int_ge(s0, 0);
+    long woken = s1 - s0;
+    fprintf(stderr, "idle remora: switched out %ld times in %d ms (%s)\n", woken, IDLE_WINDOW_MS,
+            after);
+#ifdef REMORA_TSAN
+    /* TSan's own thread (not ours, and named like the main one) wakes 10 times a second. */
+    fprintf(stderr, "idle remora (TSan) switched out %ld times in %d ms: not checked\n", woken,
+            IDLE_WINDOW_MS);
+    woken = 0;
+#endif
+    ck_assert_msg(woken <= IDLE_WINDOW_MS / 1000,
+                  "idle remora switched out %ld times in %d ms (threads before: %s; after: %s)",
+                  woken, IDLE_WINDOW_MS, before, after);
+    /* And it still serves on the connection it kept. */
+    it_roundtrip(&c, "GET /idle HTTP/1.1\r\nHost: test\r\n\r\n", &resp);
+    ck_assert_int_eq(resp.status, 200);
+    th_resp_free(&resp);
+    th_conn_close(&c);
+}
+
+END_TEST
+
 Suite *suite_integration_basic(void)
 {
     Suite *s = suite_create("integration/basic");
@@ -491,6 +546,7 @@ Suite *suite_integration_basic(void)
     tcase_add_test(tc, test_basic_http10_closes_unless_keepalive);
     tcase_add_test(tc, test_basic_head_has_no_body);
     tcase_add_test(tc, test_basic_204_and_304_have_no_body);
+    tcase_add_test(tc, test_basic_idle_proxy_is_not_woken);
     tc = it_tcase(s, "routing", 20);
     tcase_add_test(tc, test_basic_no_route_is_404);
     tcase_add_test(tc, test_basic_routes_by_path_host_method_header);

@@ -237,6 +237,70 @@ long th_proc_rss_kib(pid_t pid)
     return kib;
 }
 
+static long task_switches(const char *task_dir, char *comm, size_t comm_size)
+{
+    char path[512], line[256];
+    snprintf(path, sizeof(path), "%s/comm", task_dir);
+    FILE *f = fopen(path, "r");
+    snprintf(comm, comm_size, "?");
+    if (f != NULL) {
+        if (fgets(comm, (int)comm_size, f) != NULL) {
+            comm[strcspn(comm, "\n")] = '\0';
+        }
+        fclose(f);
+    }
+    snprintf(path, sizeof(path), "%s/status", task_dir);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    long n = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0) {
+            n += strtol(line + 24, NULL, 10);
+        } else if (strncmp(line, "nonvoluntary_ctxt_switches:", 27) == 0) {
+            n += strtol(line + 27, NULL, 10);
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+long th_proc_switches(pid_t pid, char *detail, size_t detail_size)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return -1;
+    }
+    if (detail != NULL && detail_size > 0) {
+        detail[0] = '\0';
+    }
+    long total = 0;
+    size_t used = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        char task_dir[320], comm[32];
+        snprintf(task_dir, sizeof(task_dir), "%s/%s", dir, e->d_name);
+        long n = task_switches(task_dir, comm, sizeof(comm));
+        if (n < 0) {
+            continue; /* the thread exited meanwhile */
+        }
+        total += n;
+        if (detail != NULL && used < detail_size) {
+            int w = snprintf(detail + used, detail_size - used, "%s%s/%s:%ld", used ? " " : "",
+                             comm, e->d_name, n);
+            used += w > 0 ? (size_t)w : 0;
+        }
+    }
+    closedir(d);
+    return total;
+}
+
 char *th_proc_log(const th_proc_t *p)
 {
     FILE *f = fopen(p->log, "r");

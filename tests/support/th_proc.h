@@ -82,6 +82,12 @@ bool th_proc_wait(th_proc_t *p, int sig, int64_t timeout_ms);
 bool th_proc_stop(th_proc_t *p);
 /** Returns the child's resident set size in KiB (VmRSS), or -1. */
 long th_proc_rss_kib(pid_t pid);
+/**
+ * Returns how many times the threads of `pid` have been switched out so far
+ * (voluntary and involuntary context switches, summed over /proc/PID/task),
+ * or -1; `detail`, if not NULL, gets a "comm:count ..." line of `detail_size`.
+ */
+long th_proc_switches(pid_t pid, char *detail, size_t detail_size);
 /** Returns the whole log file of `p` (malloc'd, NUL-terminated; caller frees). */
 char *th_proc_log(const th_proc_t *p);
 /** Prints the last `max` bytes of the log of `p` to stderr (shown by ctest on failure). */
