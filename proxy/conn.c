@@ -88,6 +88,12 @@ static const flt_host_t filter_host = {
 
 /* ---- connection lifecycle ---- */
 
+void px_reset_on_close(rt_netfd_t *nfd)
+{
+    struct linger now = {.l_onoff = 1, .l_linger = 0};
+    (void)setsockopt(rt_netfd_fd(nfd), SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+}
+
 static void conn_close(px_conn_t *c)
 {
     px_listener_t *l = c->l;
@@ -97,21 +103,29 @@ static void conn_close(px_conn_t *c)
     px_listener_conn_closed(l);
 }
 
+#define LINGER_TIME RT_SEC
+#define LINGER_MAX_BYTES (4u << 20)
+
 /*
- * Closes after an error response without losing it to a reset: a close with
+ * Closes after an answer given with request bytes unread (an error, or a
+ * body never read) without losing the answer to a reset: a close with
  * unread input makes the kernel send RST, which can destroy the response in
- * flight. So shut down our side, then read and discard briefly (nginx's
- * lingering close). May park.
+ * flight. So shut down our side, then read and drop what the client still
+ * sends, until it closes, for at most LINGER_TIME and LINGER_MAX_BYTES
+ * (nginx's lingering close). May park.
  */
 static void conn_linger_close(px_conn_t *c)
 {
     shutdown(rt_netfd_fd(c->nfd), SHUT_WR);
     char sink[4096];
-    rt_time_t deadline = rt_deadline_in(RT_SEC);
-    for (int i = 0; i < 64; i++) {
-        if (rt_read(c->nfd, sink, sizeof(sink), deadline) <= 0) {
+    rt_time_t deadline = rt_deadline_in(LINGER_TIME);
+    size_t dropped = 0;
+    while (dropped < LINGER_MAX_BYTES) {
+        ssize_t n = rt_read(c->nfd, sink, sizeof(sink), deadline);
+        if (n <= 0) {
             break;
         }
+        dropped += (size_t)n;
     }
     conn_close(c);
 }
@@ -149,7 +163,7 @@ static void reply_local(px_ctx_t *ctx, int status, px_reason_t reason, const cha
 {
     px_conn_t *c = ctx->conn;
     if (ctx->req->body != PX_BODY_NONE) {
-        c->close_after = true;
+        px_conn_close_after(c, PX_CLOSE_LINGER); /* the body was never read */
     }
     ctx->status = status;
     ctx->reason = reason;
@@ -231,6 +245,29 @@ done:;
     }
 }
 
+/* The access log line of a request refused before its head was parsed: no method or path. */
+static void access_log_refused(const px_conn_t *c, int status, px_reason_t reason, rt_time_t start)
+{
+    char line[256];
+    int n = snprintf(line, sizeof(line), "%s \"- -\" %d 0 %.3fms backend=- reason=%s id=-\n",
+                     c->client_ip, status, (double)(rt_now() - start) / (double)RT_MSEC,
+                     px_reason_name(reason));
+    if (n > 0) {
+        px_access_log_line(c->lv->log, line,
+                           (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    }
+}
+
+/* Answers a request whose head cannot be parsed, logs it, and closes. May park. */
+static void refuse_head(px_conn_t *c, int status, px_reason_t reason, rt_time_t start)
+{
+    (void)px_reply(c, status, px_reason_name(reason), true, NULL, 0, 0, false);
+    if (c->lv->log) {
+        access_log_refused(c, status, reason, start);
+    }
+    conn_linger_close(c);
+}
+
 static void conn_resume(void *arg, int result);
 
 /*
@@ -256,6 +293,7 @@ static bool read_head(px_conn_t *c, px_request_t *req)
     const px_lview_t *lv = c->lv;
     const size_t max_head = lv->limits.max_head_bytes + 1;
     size_t prev_len = 0;
+    rt_time_t start = rt_now();
     rt_time_t deadline = rt_deadline_in(lv->cfg->read_timeout);
     for (;;) {
         size_t len = px_buf_len(&c->buf);
@@ -265,10 +303,7 @@ static bool read_head(px_conn_t *c, px_request_t *req)
             return true;
         }
         if (err != PX_HTTP1_INCOMPLETE) {
-            px_reason_t reason = px_reason_of_http1_error(err);
-            (void)px_reply(c, px_http1_error_status(err), px_reason_name(reason), true, NULL, 0, 0,
-                           false);
-            conn_linger_close(c);
+            refuse_head(c, px_http1_error_status(err), px_reason_of_http1_error(err), start);
             return false;
         }
         prev_len = len;
@@ -277,13 +312,9 @@ static bool read_head(px_conn_t *c, px_request_t *req)
             continue;
         }
         if (n == -ENOBUFS) {
-            (void)px_reply(c, 431, px_reason_name(PX_REASON_HEADERS_TOO_LARGE), true, NULL, 0, 0,
-                           false);
-            conn_linger_close(c);
+            refuse_head(c, 431, PX_REASON_HEADERS_TOO_LARGE, start);
         } else if (n == RT_ETIMEDOUT) {
-            (void)px_reply(c, 408, px_reason_name(PX_REASON_REQUEST_TIMEOUT), true, NULL, 0, 0,
-                           false);
-            conn_linger_close(c);
+            refuse_head(c, 408, PX_REASON_REQUEST_TIMEOUT, start);
         } else {
             conn_close(c); /* EOF or reset mid-head */
         }
@@ -349,7 +380,14 @@ static void conn_loop(px_conn_t *c)
         px_snapshot_drop(&hold);
 
         if (c->close_after) {
-            conn_close(c);
+            if (c->close_how == PX_CLOSE_LINGER) {
+                conn_linger_close(c);
+            } else {
+                if (c->close_how == PX_CLOSE_RESET) {
+                    px_reset_on_close(c->nfd);
+                }
+                conn_close(c);
+            }
             return;
         }
         c->wait_deadline = rt_deadline_in(idle_timeout);

@@ -16,13 +16,16 @@
  * so connect errors (502 upstream_connect), pool overload (503 overloaded),
  * a route timeout (504 upstream_timeout) and a reset before any response
  * byte (502 upstream_reset) become local replies. Once the response has
- * started, an upstream failure closes the client connection without the
- * final chunk or the missing Content-Length bytes, so it can never look
- * complete. A request whose body is wholly buffered is replayed once on a
- * fresh connection when a reused connection fails before answering (the
- * upstream may have closed it just as we sent), and per the route's
- * `retries` on connect failures and resets; only idempotent methods are
- * replayed after their bytes were sent.
+ * started, an upstream failure resets the client connection (even a body
+ * read to close, for HTTP/1.0 clients), so it can never look complete. A
+ * chunked request body is checked as far as it came with the head before
+ * anything goes upstream; a framing error or excess found later, mid-stream,
+ * resets the upstream connection, so the upstream never sees an end. A
+ * request whose body is wholly buffered is replayed once on a fresh
+ * connection when a reused connection fails before answering (the upstream
+ * may have closed it just as we sent), and per the route's `retries` on
+ * connect failures and resets; only idempotent methods are replayed after
+ * their bytes were sent.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +69,7 @@ static void fail(exchange_t *x, int status, px_reason_t reason, flt_outcome_t ou
     ctx->outcome = outcome;
     ctx->reason = reason;
     if (ctx->response_started) {
-        x->c->close_after = true;
+        px_conn_close_after(x->c, PX_CLOSE_RESET);
         return;
     }
     ctx->status = status;
@@ -169,8 +172,8 @@ static body_result_t stream_chunked_body(exchange_t *x)
         if (used < 0) {
             return BODY_CLIENT_BAD;
         }
-        if (limit && dec.total > limit) {
-            return BODY_TOO_LARGE;
+        if (limit && dec.total + dec.remaining > limit) {
+            return BODY_TOO_LARGE; /* a chunk's declared size counts at once */
         }
         /* Re-chunked as decoded: the data where it lies, with our own framing. */
         if (write_body_piece(x->up->nfd, NULL, 0, px_buf_head(b) + off, len, true, dec.done,
@@ -185,6 +188,36 @@ static body_result_t stream_chunked_body(exchange_t *x)
                 return BODY_CLIENT_GONE;
             }
         }
+    }
+    return BODY_OK;
+}
+
+/*
+ * Checks the chunked body bytes that came with the head, before anything
+ * goes upstream: a framing error or a body over the limit visible now (a
+ * small body usually arrives whole with its head) is refused without the
+ * upstream ever seeing the request. Nothing is read for it, so a client
+ * streaming its body is not held up. An error further into a long body is
+ * found while it streams; the upstream connection is then reset.
+ */
+static body_result_t precheck_chunked(const char *data, size_t len, uint64_t limit)
+{
+    px_chunked_t dec;
+    px_chunked_init(&dec);
+    size_t pos = 0;
+    while (!dec.done) {
+        size_t off, dlen;
+        ssize_t used = px_chunked_decode(&dec, data + pos, len - pos, &off, &dlen);
+        if (used < 0) {
+            return BODY_CLIENT_BAD;
+        }
+        if (limit && dec.total + dec.remaining > limit) {
+            return BODY_TOO_LARGE;
+        }
+        if (used == 0 && dlen == 0) {
+            break; /* the rest is still on its way */
+        }
+        pos += (size_t)used;
     }
     return BODY_OK;
 }
@@ -508,7 +541,8 @@ static bool relay_response(exchange_t *x, px_response_t *resp, char *scratch, si
     case RESP_UPSTREAM_BAD:
         ctx->outcome = FLT_OUTCOME_RESET;
         ctx->reason = PX_REASON_UPSTREAM_RESET;
-        c->close_after = true;
+        /* Even a read-to-close body (HTTP/1.0 clients) must not end in a FIN. */
+        px_conn_close_after(c, PX_CLOSE_RESET);
         break;
     case RESP_CLIENT_GONE:
         c->close_after = true;
@@ -553,6 +587,21 @@ void px_forward(px_ctx_t *ctx)
 
     /* The upstream head, and the body too when it is already here (then it can be replayed). */
     size_t buffered = px_buf_len(&c->buf) - req->head_len;
+    if (req->body == PX_BODY_CHUNKED) {
+        body_result_t pre = precheck_chunked(px_buf_head(&c->buf) + req->head_len, buffered,
+                                             c->lv->limits.max_body_bytes);
+        if (pre != BODY_OK) {
+            px_buf_consume(&c->buf, px_buf_len(&c->buf));
+            px_conn_close_after(c, PX_CLOSE_LINGER);
+            if (pre == BODY_CLIENT_BAD) {
+                fail(&x, 400, PX_REASON_BAD_REQUEST, FLT_OUTCOME_LOCAL);
+            } else {
+                fail(&x, 413, PX_REASON_BODY_TOO_LARGE, FLT_OUTCOME_LOCAL);
+            }
+            ctx->req = NULL;
+            return;
+        }
+    }
     bool body_buffered = req->body == PX_BODY_NONE ||
                          (req->body == PX_BODY_LENGTH && req->content_length <= buffered &&
                           req->content_length <= UP_BUF_SIZE);
@@ -576,7 +625,7 @@ void px_forward(px_ctx_t *ctx)
     }
     ssize_t hlen = px_headers_request_head(head, hcap, req, &fwd);
     if (hlen < 0) {
-        c->close_after = true;
+        px_conn_close_after(c, PX_CLOSE_LINGER); /* its body, if any, is unread */
         fail(&x, 431, PX_REASON_HEADERS_TOO_LARGE, FLT_OUTCOME_LOCAL);
         goto out;
     }
@@ -628,8 +677,13 @@ void px_forward(px_ctx_t *ctx)
             body_result_t br =
                 x.body == PX_BODY_LENGTH ? stream_length_body(&x) : stream_chunked_body(&x);
             if (br != BODY_OK) {
+                if (br != BODY_UPSTREAM_GONE) {
+                    /* The upstream has part of a request: a reset, never a FIN that
+                     * could pass for its end. */
+                    px_reset_on_close(x.up->nfd);
+                }
                 px_pool_release(x.up, false);
-                c->close_after = true;
+                px_conn_close_after(c, br == BODY_CLIENT_GONE ? PX_CLOSE_FIN : PX_CLOSE_LINGER);
                 if (br == BODY_CLIENT_BAD) {
                     fail(&x, 400, PX_REASON_BAD_REQUEST, FLT_OUTCOME_LOCAL);
                 } else if (br == BODY_TOO_LARGE) {
@@ -684,7 +738,7 @@ void px_forward(px_ctx_t *ctx)
 out_body:
     /* The body was never read: the connection cannot go on to another request. */
     if (body_pending) {
-        c->close_after = true;
+        px_conn_close_after(c, PX_CLOSE_LINGER);
     }
 out:
     if (head != stack_head) {

@@ -126,9 +126,12 @@ struct px_cluster {
     _Atomic uint64_t rr;     /* round-robin cursor */
     _Atomic int64_t pending; /* requests waiting for a connection */
     _Atomic uint64_t connect_failures;
-    _Atomic bool stop; /* ends the DNS refresher */
-    bool has_names;    /* some endpoint is a host name: refresh periodically */
-    bool started;      /* px_cluster_start ran (it is called once per snapshot using it) */
+    _Atomic bool stop;            /* ends the DNS refresher */
+    bool has_names;               /* some endpoint is a host name: refresh periodically */
+    struct px_addr_list *answers; /* per cfg->endpoints[i]: the addresses of its last DNS
+                                     answer, kept while lookups fail (the refresher's own) */
+    unsigned nanswers;
+    bool started; /* px_cluster_start ran (it is called once per snapshot using it) */
 };
 
 /**
@@ -152,9 +155,15 @@ void px__cluster_refresh(px_cluster_t *cl);
 
 /** At most this many addresses are taken from one name. */
 #define PX_RESOLVE_MAX 64
-/** Resolves `host`:`port` into at most `max` addresses; returns how many (0 = failure). */
-typedef unsigned px_resolve_fn(const char *host, const char *port, struct sockaddr_storage *out,
-                               socklen_t *lens, unsigned max);
+/** What a resolver returns when it got no answer (a timeout, SERVFAIL): not "no addresses". */
+#define PX_RESOLVE_NO_ANSWER (-1)
+/**
+ * Resolves `host`:`port` into at most `max` addresses. Returns how many: 0
+ * when the answer is that the name has none (NXDOMAIN, a headless Service
+ * without ready pods), or PX_RESOLVE_NO_ANSWER.
+ */
+typedef int px_resolve_fn(const char *host, const char *port, struct sockaddr_storage *out,
+                          socklen_t *lens, unsigned max);
 /** Replaces getaddrinfo (tests); NULL restores it. */
 void px__set_resolver(px_resolve_fn *fn);
 /** Returns a referenced endpoint chosen round-robin (skipping `avoid` if another exists), or NULL.
@@ -422,6 +431,14 @@ void px_signals_start(px_server_t *srv);
 
 #define PX_EXTRA_HEADERS 8
 
+/** How a connection that must close (close_after) closes; a later need may only raise it. */
+typedef enum px_close_how {
+    PX_CLOSE_FIN = 0, /* a plain close */
+    PX_CLOSE_LINGER,  /* request bytes left unread: read and drop them first, or the kernel's
+                         reset could destroy the answer in flight (nginx's lingering close) */
+    PX_CLOSE_RESET,   /* a response cut short: reset, so the client cannot take it for whole */
+} px_close_how_t;
+
 /** A client connection while a G serves it. */
 typedef struct px_conn {
     px_listener_t *l;
@@ -429,9 +446,22 @@ typedef struct px_conn {
     rt_netfd_t *nfd;
     px_buf_t buf; /* client bytes; freed while the connection idles */
     char client_ip[INET6_ADDRSTRLEN];
-    rt_time_t wait_deadline; /* for the next request's first byte (idle or read timeout) */
-    bool close_after;        /* close once the current response is sent */
+    rt_time_t wait_deadline;  /* for the next request's first byte (idle or read timeout) */
+    bool close_after;         /* close once the current response is sent */
+    px_close_how_t close_how; /* how, when close_after */
 } px_conn_t;
+
+/** Marks `c` to close once the current response is sent, at least as `how` says. */
+static inline void px_conn_close_after(px_conn_t *c, px_close_how_t how)
+{
+    c->close_after = true;
+    if (how > c->close_how) {
+        c->close_how = how;
+    }
+}
+
+/** Makes the close of `nfd` send a reset (RST) instead of a FIN. */
+void px_reset_on_close(rt_netfd_t *nfd);
 
 /** Everything about one request, from its head to its last byte. */
 typedef struct px_ctx {

@@ -106,11 +106,17 @@ static int split_host_port(const char *hostport, char *host, size_t hsize, char 
 }
 
 /* A growing list of distinct addresses. */
-typedef struct addr_list {
+typedef struct px_addr_list {
     struct sockaddr_storage *addrs;
     socklen_t *lens;
     unsigned n, cap;
 } addr_list_t;
+
+static void addr_list_free(addr_list_t *l)
+{
+    free(l->addrs);
+    free(l->lens);
+}
 
 static void addr_list_add(addr_list_t *l, const struct sockaddr *sa, socklen_t len)
 {
@@ -129,19 +135,22 @@ static void addr_list_add(addr_list_t *l, const struct sockaddr *sa, socklen_t l
 }
 
 /* getaddrinfo as a blocking call: the P goes to another M meanwhile. May park. */
-static unsigned resolve_getaddrinfo(const char *host, const char *port,
-                                    struct sockaddr_storage *out, socklen_t *lens, unsigned max)
+static int resolve_getaddrinfo(const char *host, const char *port, struct sockaddr_storage *out,
+                               socklen_t *lens, unsigned max)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
     rt_blocking_enter();
     int rc = getaddrinfo(host, port, &hints, &res);
     rt_blocking_leave();
-    if (rc != 0) {
-        return 0;
+    if (rc == EAI_NONAME || rc == EAI_NODATA || rc == EAI_ADDRFAMILY) {
+        return 0; /* an answer: no such name, or no address for it */
     }
-    unsigned n = 0;
-    for (struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
+    if (rc != 0) {
+        return PX_RESOLVE_NO_ANSWER; /* EAI_AGAIN, EAI_FAIL, EAI_SYSTEM...: ask again later */
+    }
+    int n = 0;
+    for (struct addrinfo *ai = res; ai && (unsigned)n < max; ai = ai->ai_next) {
         memcpy(&out[n], ai->ai_addr, ai->ai_addrlen);
         lens[n++] = ai->ai_addrlen;
     }
@@ -158,8 +167,10 @@ void px__set_resolver(px_resolve_fn *fn)
 
 /*
  * Resolves every endpoint of the config into `out` (addresses, deduplicated).
- * A name that does not resolve is skipped with a warning: a Service without
- * ready pods is normal, and the refresher will try again. May park.
+ * A name whose answer has no addresses is dropped with a warning (a Service
+ * without ready pods is normal; the refresher asks again). A lookup that
+ * gets no answer at all (a DNS timeout) keeps the name's last addresses,
+ * as Envoy does: one lost UDP packet must not empty a cluster. May park.
  */
 static void resolve_all(px_cluster_t *cl, addr_list_t *out)
 {
@@ -175,12 +186,22 @@ static void resolve_all(px_cluster_t *cl, addr_list_t *out)
         if (split_host_port(spec, host, sizeof(host), port, sizeof(port)) != 0) {
             continue;
         }
-        unsigned n = resolver(host, port, ss, len, PX_RESOLVE_MAX);
-        if (n == 0) {
-            rt_log(RT_LOG_WARN, "cluster %s: cannot resolve %s", cl->cfg->name, spec);
+        addr_list_t *last = &cl->answers[i];
+        int n = resolver(host, port, ss, len, PX_RESOLVE_MAX);
+        if (n < 0) {
+            rt_log(RT_LOG_WARN, "cluster %s: no DNS answer for %s; keeping its %u addresses",
+                   cl->cfg->name, spec, last->n);
+            for (unsigned j = 0; j < last->n; j++) {
+                addr_list_add(out, (const struct sockaddr *)&last->addrs[j], last->lens[j]);
+            }
             continue;
         }
-        for (unsigned j = 0; j < n; j++) {
+        if (n == 0) {
+            rt_log(RT_LOG_WARN, "cluster %s: %s has no addresses", cl->cfg->name, spec);
+        }
+        last->n = 0;
+        for (int j = 0; j < n; j++) {
+            addr_list_add(last, (const struct sockaddr *)&ss[j], len[j]);
             addr_list_add(out, (const struct sockaddr *)&ss[j], len[j]);
         }
     }
@@ -256,6 +277,8 @@ px_cluster_t *px_cluster_open(const cfg_cluster_t *cfg, cfg_config_t *doc, char 
     cl->cfg = cfg;
     cl->doc = doc ? cfg_config_retain(doc) : NULL;
     cl->has_names = has_names;
+    cl->answers = rt_xcalloc(cfg->endpoints_count ? cfg->endpoints_count : 1, sizeof(addr_list_t));
+    cl->nanswers = cfg->endpoints_count;
     atomic_init(&cl->users, 1);
     atomic_init(&cl->refs, 1);
     px__cluster_refresh(cl);
@@ -268,6 +291,10 @@ static void cluster_put(px_cluster_t *cl)
     if (atomic_fetch_sub(&cl->refs, 1) != 1) {
         return;
     }
+    for (unsigned i = 0; i < cl->nanswers; i++) {
+        addr_list_free(&cl->answers[i]);
+    }
+    free(cl->answers);
     cfg_config_free(cl->doc);
     free(cl->eps);
     free(cl);

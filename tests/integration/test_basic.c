@@ -3,7 +3,8 @@
  * test_basic.c - integration/basic: plain forwarding through remora to
  * remora-echo: keep-alive, pipelining, HTTP/1.0, HEAD, bodiless statuses,
  * routing and weighted backends, the headers a proxy adds and removes, a
- * WebSocket upgrade tunnelled both ways, and an idle proxy that sleeps.
+ * WebSocket upgrade tunnelled both ways, an idle proxy that sleeps, and the
+ * access log.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -536,6 +537,85 @@ START_TEST(test_basic_idle_proxy_is_not_woken)
 
 END_TEST
 
+/* Returns the text of `path` once it has at least `lines` lines (waits up to 3 s; malloc'd). */
+static char *read_lines_eventually(const char *path, int lines)
+{
+    int64_t end = th_now_ms() + th_slack_ms(3000);
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        char *text = calloc(1, 64 * 1024);
+        ck_assert_ptr_nonnull(text);
+        size_t n = f ? fread(text, 1, 64 * 1024 - 1, f) : 0;
+        if (f) {
+            fclose(f);
+        }
+        int have = 0;
+        for (size_t i = 0; i < n; i++) {
+            have += text[i] == '\n';
+        }
+        if (have >= lines || th_now_ms() >= end) {
+            return text;
+        }
+        free(text);
+        th_sleep_ms(20);
+    }
+}
+
+/*
+ * The access log: off by default (nothing on stderr), and with `access_log:
+ * FILE` one line per request - forwarded, answered locally or refused
+ * before its head could be parsed - with client, method and path, status,
+ * body bytes, duration, backend, reason and request id.
+ */
+START_TEST(test_basic_access_log_line_per_request)
+{
+    th_echo_t e;
+    th_remora_t quiet, r;
+    th_resp_t resp;
+    th_echo_start(&e, "log");
+    th_remora_start_simple(&quiet, e.port, NULL, NULL, NULL);
+    it_get(quiet.port, "/quiet-path", NULL, &resp);
+    ck_assert_int_eq(resp.status, 200);
+    th_resp_free(&resp);
+
+    char path[512], listener[700];
+    snprintf(path, sizeof(path), "%s/access.log", th_tmpdir());
+    snprintf(listener, sizeof(listener), "    access_log: %s\n", path);
+    th_remora_start_simple(&r, e.port, listener, NULL, NULL);
+    it_get(r.port, "/logged?x=1", "x-request-id: rid-123\r\n", &resp);
+    ck_assert_int_eq(resp.status, 200);
+    th_resp_free(&resp);
+    th_conn_t c;
+    it_open(&c, r.port);
+    const char *bad = "GET / HTTP/1.1\r\nHost: t\r\nX-A : a\r\n\r\n";
+    it_send(&c, bad, strlen(bad));
+    ck_assert_int_eq(th_http_read_response(&c, &resp, false), 0);
+    ck_assert_int_eq(resp.status, 400);
+    th_resp_free(&resp);
+    th_conn_close(&c);
+
+    char *text = read_lines_eventually(path, 2);
+    char *ok = strstr(text, "\"GET /logged?x=1\" 200 ");
+    ck_assert_msg(ok != NULL, "no line for the forwarded request in:\n%s", text);
+    char *eol = strchr(ok, '\n');
+    ck_assert_ptr_nonnull(eol);
+    *eol = '\0';
+    ck_assert_msg(strstr(ok, "200 15 ") && strstr(ok, "ms backend=b1 reason=- id=rid-123"),
+                  "forwarded line: %s", ok);
+    ck_assert_msg(strncmp(text, "127.0.0.1 ", 10) == 0, "client address: %s", text);
+    *eol = '\n';
+    ck_assert_msg(strstr(text, "\"- -\" 400 0 ") && strstr(text, "reason=bad_request"),
+                  "no line for the refused request in:\n%s", text);
+    free(text);
+
+    char *quiet_log = th_proc_log(&quiet.proc);
+    ck_assert_msg(strstr(quiet_log, "/quiet-path") == NULL,
+                  "access log written though off by default:\n%s", quiet_log);
+    free(quiet_log);
+}
+
+END_TEST
+
 Suite *suite_integration_basic(void)
 {
     Suite *s = suite_create("integration/basic");
@@ -555,5 +635,6 @@ Suite *suite_integration_basic(void)
     tcase_add_test(tc, test_basic_forwarded_headers_added);
     tcase_add_test(tc, test_basic_hop_by_hop_headers_removed);
     tcase_add_test(tc, test_basic_websocket_upgrade_tunnelled);
+    tcase_add_test(tc, test_basic_access_log_line_per_request);
     return s;
 }

@@ -3,7 +3,8 @@
  * test_pool.c - integration/pool: the upstream connection pool's limits.
  * With max_connections 1 and a bounded pending queue, extra requests get a
  * fast 503 overloaded; with pending_timeout 0 the second request fails at
- * once; an idle pooled connection the upstream closed is not reused.
+ * once, with 200ms after 200 ms; connections are kept alive and reused, but
+ * an idle pooled connection the upstream closed is not reused.
  */
 #include <poll.h>
 #include <stdio.h>
@@ -124,6 +125,65 @@ START_TEST(test_pool_zero_pending_timeout_fails_at_once)
 
 END_TEST
 
+/*
+ * pending_timeout: a request waiting for the only connection gives up after
+ * it (503 overloaded), not after the request ahead of it has finished.
+ */
+START_TEST(test_pool_pending_timeout_expires)
+{
+    th_echo_t e;
+    th_remora_t r;
+    fired_t f;
+    th_echo_start(&e, "poolwait");
+    th_remora_start_simple(&r, e.port, NULL, NULL,
+                           "    max_connections: 1\n"
+                           "    max_pending: 1\n"
+                           "    pending_timeout: 200ms\n");
+    static const char slower[] = "GET /slow HTTP/1.1\r\nHost: test\r\nx-echo-delay: 1500ms\r\n\r\n";
+    fire(r.port, 2, slower, &f);
+    int first = f.status[0] == 200 ? 0 : 1, second = 1 - first;
+    ck_assert_int_eq(f.status[first], 200);
+    ck_assert_int_eq(f.status[second], 503);
+    ck_assert_str_eq(f.reason[second], "overloaded");
+    ck_assert_msg(f.ms[second] >= 150 && f.ms[second] < th_slack_ms(1000),
+                  "the waiter gave up after %lld ms; pending_timeout 200ms",
+                  (long long)f.ms[second]);
+}
+
+END_TEST
+
+/*
+ * Upstream connections are kept alive and reused: ten requests, each on a new
+ * client connection, reach the upstream over one connection - two at most,
+ * as remora gives a connection back just after the response's last byte, so
+ * a quick next request may find none idle yet (paced to make that rare).
+ * Without reuse it would take ten.
+ */
+START_TEST(test_pool_upstream_connection_reused)
+{
+    th_echo_t e;
+    th_remora_t r;
+    th_resp_t resp;
+    th_echo_start(&e, "reuse");
+    th_remora_start_simple(&r, e.port, NULL, NULL, NULL);
+    th_sleep_ms(th_slack_ms(100)); /* th_echo_start's own check closes meanwhile */
+    int before = th_tcp_sockets_on(e.port);
+    ck_assert_int_ge(before, 0);
+    for (int i = 0; i < 10; i++) {
+        it_get(r.port, "/again", NULL, &resp);
+        ck_assert_int_eq(resp.status, 200);
+        th_resp_free(&resp);
+        th_sleep_ms(20);
+    }
+    int sockets = th_tcp_sockets_on(e.port) - before;
+    ck_assert_msg(sockets >= 2 && sockets <= 4,
+                  "%d new sockets on the upstream's port for 10 requests, want 2 to 4 "
+                  "(one or two connections, both ends)",
+                  sockets);
+}
+
+END_TEST
+
 START_TEST(test_pool_idle_connection_closed_by_upstream_not_reused)
 {
     th_echo_t e1, e2;
@@ -156,7 +216,9 @@ Suite *suite_integration_pool(void)
     TCase *tc = it_tcase(s, "limits", 20);
     tcase_add_test(tc, test_pool_overflow_beyond_pending_fails_fast);
     tcase_add_test(tc, test_pool_zero_pending_timeout_fails_at_once);
+    tcase_add_test(tc, test_pool_pending_timeout_expires);
     tc = it_tcase(s, "reuse", 20);
     tcase_add_test(tc, test_pool_idle_connection_closed_by_upstream_not_reused);
+    tcase_add_test(tc, test_pool_upstream_connection_reused);
     return s;
 }

@@ -48,8 +48,33 @@ START_TEST(test_upstream_route_timeout_is_504)
 
 END_TEST
 
+/*
+ * The upstream resets after 1,000 of 100,000 body bytes. Whatever the
+ * upstream's framing and the client's version, the client must not get a
+ * response that looks whole: a short Content-Length body or a chunked one
+ * without its last chunk may end in a FIN or a reset; a body read to close
+ * (what HTTP/1.0 clients get for chunked or close-delimited answers) must
+ * end in a reset, since a FIN is how such a body ends when it is complete.
+ */
+typedef struct reset_case {
+    const char *name;
+    const char *version; /* of the client's request */
+    const char *framing; /* extra x-echo-* header line */
+    bool must_reset;
+} reset_case_t;
+
+static const reset_case_t reset_cases[] = {
+    {"1.1 length", "HTTP/1.1", "", false},
+    {"1.1 chunked", "HTTP/1.1", "x-echo-chunked: 1\r\n", false},
+    {"1.1 close-delimited", "HTTP/1.1", "x-echo-close-delimited: 1\r\n", false},
+    {"1.0 length", "HTTP/1.0", "", false},
+    {"1.0 chunked", "HTTP/1.0", "x-echo-chunked: 1\r\n", true},
+    {"1.0 close-delimited", "HTTP/1.0", "x-echo-close-delimited: 1\r\n", true},
+};
+
 START_TEST(test_upstream_reset_mid_body_never_looks_complete)
 {
+    const reset_case_t *rc_ = &reset_cases[_i];
     th_echo_t e;
     th_remora_t r;
     th_conn_t c;
@@ -57,24 +82,34 @@ START_TEST(test_upstream_reset_mid_body_never_looks_complete)
     th_echo_start(&e, "reset");
     th_remora_start_simple(&r, e.port, NULL, NULL, NULL);
     it_open(&c, r.port);
-    const char *req = "GET /r HTTP/1.1\r\nHost: test\r\nx-echo-body-size: 100000\r\n"
-                      "x-echo-reset-after: 1000\r\n\r\n";
+    char req[512];
+    snprintf(req, sizeof(req),
+             "GET /r %s\r\nHost: test\r\nx-echo-body-size: 100000\r\n%s"
+             "x-echo-reset-after: 1000\r\n\r\n",
+             rc_->version, rc_->framing);
     it_send(&c, req, strlen(req));
-    ck_assert_int_eq(th_http_read_head(&c, &resp, IT_IO_MS), 0);
-    if (resp.status == 502) {
-        /* Allowed only if remora had sent nothing yet: an honest error, not a short body. */
-        it_assert_header(&resp, "x-remora-reason", "upstream_reset");
+    int rc = th_http_read_head(&c, &resp, IT_IO_MS);
+    if (rc == -ECONNRESET) {
+        th_conn_close(&c); /* reset before the head was read: nothing looked whole */
     } else {
-        ck_assert_int_eq(resp.status, 200);
-        int rc = th_http_read_body(&c, &resp, false, NULL, NULL, 1 << 20, IT_IO_MS);
-        ck_assert_msg(rc == -ENODATA || rc == -ECONNRESET,
-                      "body ended with %s after %llu bytes: want the connection closed early",
-                      rc == 0 ? "success" : strerror(-rc), (unsigned long long)resp.body_bytes);
-        ck_assert_int_lt(resp.body_bytes, 100000);
-        ck_assert_int_eq(th_pattern_find_mismatch(resp.body, 0, resp.body_len), -1);
+        ck_assert_msg(rc == 0, "%s: head: %s", rc_->name, strerror(-rc));
+        if (resp.status == 502) {
+            /* Allowed only if remora had sent nothing yet: an honest error, not a short body. */
+            it_assert_header(&resp, "x-remora-reason", "upstream_reset");
+        } else {
+            ck_assert_int_eq(resp.status, 200);
+            rc = th_http_read_body(&c, &resp, false, NULL, NULL, 1 << 20, IT_IO_MS);
+            ck_assert_msg(rc == -ECONNRESET || (rc == -ENODATA && !rc_->must_reset),
+                          "%s: body ended with %s after %llu bytes: want the connection %s",
+                          rc_->name, rc == 0 ? "success" : strerror(-rc),
+                          (unsigned long long)resp.body_bytes,
+                          rc_->must_reset ? "reset" : "closed early");
+            ck_assert_int_lt(resp.body_bytes, 100000);
+            ck_assert_int_eq(th_pattern_find_mismatch(resp.body, 0, resp.body_len), -1);
+        }
+        th_resp_free(&resp);
+        th_conn_close(&c);
     }
-    th_resp_free(&resp);
-    th_conn_close(&c);
     it_get(r.port, "/after", NULL, &resp);
     ck_assert_int_eq(resp.status, 200);
     th_resp_free(&resp);
@@ -217,6 +252,39 @@ START_TEST(test_upstream_idle_timeout_closes_keepalive)
 
 END_TEST
 
+/*
+ * write_timeout: a client that stops reading a long download is cut off
+ * once a write has waited that long, instead of holding the connection,
+ * its upstream connection and a G forever; remora goes on serving.
+ */
+#define STALLED_BODY (256ull << 20)
+
+START_TEST(test_upstream_write_timeout_cuts_a_client_that_stopped_reading)
+{
+    th_echo_t e;
+    th_remora_t r;
+    th_conn_t c;
+    th_resp_t resp;
+    th_echo_start(&e, "stall");
+    th_remora_start_simple(&r, e.port, "    write_timeout: 1s\n", NULL, NULL);
+    it_open(&c, r.port);
+    char req[256];
+    snprintf(req, sizeof(req), "GET /big HTTP/1.1\r\nHost: test\r\nx-echo-body-size: %llu\r\n\r\n",
+             STALLED_BODY);
+    it_send(&c, req, strlen(req));
+    th_sleep_ms(1000 + th_slack_ms(2000)); /* not reading: remora's writes stall */
+    size_t got = 0;
+    int rc = th_conn_wait_closed(&c, th_slack_ms(5000), &got);
+    th_conn_close(&c);
+    ck_assert_msg(rc != -ETIMEDOUT, "connection still open after the stall (%zu bytes read)", got);
+    ck_assert_msg(got < STALLED_BODY, "the whole body arrived (%zu bytes): no write timeout", got);
+    it_get(r.port, "/after", NULL, &resp);
+    ck_assert_int_eq(resp.status, 200);
+    th_resp_free(&resp);
+}
+
+END_TEST
+
 START_TEST(test_upstream_listener_max_connections)
 {
     th_echo_t e;
@@ -258,12 +326,14 @@ Suite *suite_integration_upstream(void)
     TCase *tc = it_tcase(s, "failures", 20);
     tcase_add_test(tc, test_upstream_connect_refused_is_502);
     tcase_add_test(tc, test_upstream_route_timeout_is_504);
-    tcase_add_test(tc, test_upstream_reset_mid_body_never_looks_complete);
+    tcase_add_loop_test(tc, test_upstream_reset_mid_body_never_looks_complete, 0,
+                        (int)(sizeof(reset_cases) / sizeof(reset_cases[0])));
     tcase_add_test(tc, test_upstream_endpoint_by_name);
     tcase_add_test(tc, test_upstream_retries_connect_failure_on_another_endpoint);
     tc = it_tcase(s, "listener", 20);
     tcase_add_test(tc, test_upstream_read_timeout_cuts_trickled_head);
     tcase_add_test(tc, test_upstream_idle_timeout_closes_keepalive);
+    tcase_add_test(tc, test_upstream_write_timeout_cuts_a_client_that_stopped_reading);
     tcase_add_test(tc, test_upstream_listener_max_connections);
     return s;
 }

@@ -301,6 +301,32 @@ long th_proc_switches(pid_t pid, char *detail, size_t detail_size)
     return total;
 }
 
+int th_tcp_sockets_on(int port)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (f == NULL) {
+        return -1;
+    }
+    char line[512];
+    int n = 0;
+    if (fgets(line, sizeof(line), f) == NULL) { /* the column titles */
+        fclose(f);
+        return -1;
+    }
+    const unsigned loopback = 0x0100007F, listen = 0x0A; /* as /proc/net/tcp prints them */
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned ip[2], p[2], state;
+        if (sscanf(line, " %*d: %x:%x %x:%x %x", &ip[0], &p[0], &ip[1], &p[1], &state) == 5 &&
+            state != listen &&
+            ((ip[0] == loopback && (int)p[0] == port) ||
+             (ip[1] == loopback && (int)p[1] == port))) {
+            n++;
+        }
+    }
+    fclose(f);
+    return n;
+}
+
 char *th_proc_log(const th_proc_t *p)
 {
     FILE *f = fopen(p->log, "r");

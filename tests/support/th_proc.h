@@ -88,6 +88,13 @@ long th_proc_rss_kib(pid_t pid);
  * or -1; `detail`, if not NULL, gets a "comm:count ..." line of `detail_size`.
  */
 long th_proc_switches(pid_t pid, char *detail, size_t detail_size);
+/**
+ * Returns how many TCP sockets on this machine have 127.0.0.1:`port` as one
+ * of their ends, in any state but LISTEN (TIME_WAIT included): each
+ * connection to a server on that port lately counts twice, or once when
+ * one end is gone. -1 if /proc/net/tcp is unreadable.
+ */
+int th_tcp_sockets_on(int port);
 /** Returns the whole log file of `p` (malloc'd, NUL-terminated; caller frees). */
 char *th_proc_log(const th_proc_t *p);
 /** Prints the last `max` bytes of the log of `p` to stderr (shown by ctest on failure). */

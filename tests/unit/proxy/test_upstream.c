@@ -3,8 +3,9 @@
  * test_upstream.c - clusters whose endpoints are names: every address a name
  * resolves to becomes an endpoint, and the refresher follows the name as its
  * addresses change (a Kubernetes headless Service scaling), keeping the
- * endpoints (and their pools) that stayed. A fake resolver stands in for
- * DNS, so the test controls what the name resolves to.
+ * endpoints (and their pools) that stayed; a lookup without an answer keeps
+ * the name's last addresses, an answer without addresses drops them. A fake
+ * resolver stands in for DNS, so the test controls what the name resolves to.
  */
 #include <arpa/inet.h>
 #include <stdatomic.h>
@@ -17,18 +18,21 @@
 #include "tests/support/th.h"
 #include "tests/unit/proxy/suites.h"
 
-static _Atomic int dns_phase; /* 0: .1 and .2; 1: .2 and .3 */
+static _Atomic int dns_phase; /* 0: .1 and .2; 1: .2 and .3; 2: no answer; 3: no addresses */
 static _Atomic int dns_queries;
 
-static unsigned fake_resolve(const char *host, const char *port, struct sockaddr_storage *out,
-                             socklen_t *lens, unsigned max)
+static int fake_resolve(const char *host, const char *port, struct sockaddr_storage *out,
+                        socklen_t *lens, unsigned max)
 {
     atomic_fetch_add(&dns_queries, 1);
     if (strcmp(host, "svc.test") != 0 || max < 2) {
         return 0;
     }
-    const char *addrs[2][2] = {{"10.0.0.1", "10.0.0.2"}, {"10.0.0.2", "10.0.0.3"}};
     int phase = atomic_load(&dns_phase);
+    if (phase >= 2) {
+        return phase == 2 ? PX_RESOLVE_NO_ANSWER : 0;
+    }
+    const char *addrs[2][2] = {{"10.0.0.1", "10.0.0.2"}, {"10.0.0.2", "10.0.0.3"}};
     for (int i = 0; i < 2; i++) {
         struct sockaddr_in *in = (struct sockaddr_in *)&out[i];
         memset(&out[i], 0, sizeof(out[i]));
@@ -106,6 +110,35 @@ static void dns_main(void *arg)
     ck_assert_uint_eq(cl->neps, 3);
     ck_assert_ptr_null(find_ep(cl, "10.0.0.1:80"));
     ck_assert_ptr_eq(find_ep(cl, "10.0.0.2:80"), kept); /* same endpoint, same pool */
+    rt_mutex_unlock(&cl->mu);
+
+    /* DNS stops answering (a timeout, SERVFAIL): the name keeps its addresses. */
+    atomic_store(&dns_phase, 2);
+    queries = atomic_load(&dns_queries);
+    deadline = rt_deadline_in(th_slack(2 * RT_SEC));
+    while (atomic_load(&dns_queries) < queries + 3 && rt_now() < deadline) {
+        rt_sleep(5 * RT_MSEC);
+    }
+    ck_assert_int_ge(atomic_load(&dns_queries), queries + 3);
+    rt_mutex_lock(&cl->mu);
+    ck_assert_uint_eq(cl->neps, 3);
+    ck_assert_ptr_eq(find_ep(cl, "10.0.0.2:80"), kept);
+    ck_assert_ptr_nonnull(find_ep(cl, "10.0.0.3:80"));
+    rt_mutex_unlock(&cl->mu);
+
+    /* The answer is that the name has no addresses (no ready pods): they go. */
+    atomic_store(&dns_phase, 3);
+    deadline = rt_deadline_in(th_slack(2 * RT_SEC));
+    unsigned neps = 3;
+    while (neps != 1 && rt_now() < deadline) {
+        rt_sleep(5 * RT_MSEC);
+        rt_mutex_lock(&cl->mu);
+        neps = cl->neps;
+        rt_mutex_unlock(&cl->mu);
+    }
+    ck_assert_uint_eq(neps, 1);
+    rt_mutex_lock(&cl->mu);
+    ck_assert_ptr_nonnull(find_ep(cl, "127.0.0.1:9"));
     rt_mutex_unlock(&cl->mu);
 
     px_cluster_unuse(cl);          /* the last user: closes it */
