@@ -184,8 +184,15 @@ START_TEST(test_pool_upstream_connection_reused)
 
 END_TEST
 
+/*
+ * Loop 0 sends GETs after the restart, loop 1 POSTs. A POST is never replayed
+ * on a fresh connection, so only the pool's check of idle connections keeps it
+ * off the dead one: were that check broken, the GETs would still pass (the
+ * stale-connection replay), the POSTs would get 502.
+ */
 START_TEST(test_pool_idle_connection_closed_by_upstream_not_reused)
 {
+    bool post = _i == 1;
     th_echo_t e1, e2;
     th_remora_t r;
     th_resp_t resp;
@@ -200,7 +207,15 @@ START_TEST(test_pool_idle_connection_closed_by_upstream_not_reused)
     ck_assert(th_proc_stop(&e1.proc));
     th_echo_start_args(&e2, "second", e1.port, NULL);
     for (int i = 0; i < 3; i++) {
-        it_get(r.port, "/b", NULL, &resp);
+        if (post) {
+            th_conn_t c;
+            it_open(&c, r.port);
+            it_roundtrip(&c, "POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+                         &resp);
+            th_conn_close(&c);
+        } else {
+            it_get(r.port, "/b", NULL, &resp);
+        }
         ck_assert_msg(resp.status == 200, "request %d after the restart: %d %s", i, resp.status,
                       th_resp_header(&resp, "x-remora-reason"));
         it_assert_header(&resp, "x-echo-name", "second");
@@ -218,7 +233,7 @@ Suite *suite_integration_pool(void)
     tcase_add_test(tc, test_pool_zero_pending_timeout_fails_at_once);
     tcase_add_test(tc, test_pool_pending_timeout_expires);
     tc = it_tcase(s, "reuse", 20);
-    tcase_add_test(tc, test_pool_idle_connection_closed_by_upstream_not_reused);
+    tcase_add_loop_test(tc, test_pool_idle_connection_closed_by_upstream_not_reused, 0, 2);
     tcase_add_test(tc, test_pool_upstream_connection_reused);
     return s;
 }
