@@ -367,14 +367,17 @@ static void conn_loop(px_conn_t *c)
         px_hold_t hold;
         px_snapshot_hold(c->l->srv, &hold);
         c->lv = listener_view(c, &hold);
+        /* In flight from its first byte: a drain waits for a head still arriving too. */
+        px_server_t *srv = c->l->srv; /* read_head may free `c` */
         px_request_t req;
+        atomic_fetch_add(&srv->active, 1);
         if (!read_head(c, &req)) {
+            atomic_fetch_sub(&srv->active, 1);
             px_snapshot_drop(&hold);
             return;
         }
-        atomic_fetch_add(&c->l->srv->active, 1);
         serve_request(c, &req);
-        atomic_fetch_sub(&c->l->srv->active, 1);
+        atomic_fetch_sub(&srv->active, 1);
         int64_t idle_timeout = c->lv->cfg->idle_timeout;
         c->lv = NULL;
         px_snapshot_drop(&hold);

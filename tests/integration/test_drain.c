@@ -3,7 +3,8 @@
  * test_drain.c - integration/drain: SIGTERM and POST /drain stop accepting,
  * report not-ready, let an in-flight request finish, close kept-alive
  * connections with `Connection: close` on their next response, and exit 0
- * within drain_timeout.
+ * within drain_timeout; a request whose head is still arriving counts as in
+ * flight, and one that outlives drain_timeout is cut off at it.
  */
 #include <errno.h>
 #include <signal.h>
@@ -161,11 +162,101 @@ START_TEST(test_drain_on_admin_post)
 
 END_TEST
 
+/* Starts remora with drain_timeout `drain` in front of `e`. */
+static void start_drainable(th_remora_t *r, const th_echo_t *e, const char *drain)
+{
+    th_remora_start(r,
+                    "drain_timeout: %s\n"
+                    "listeners:\n"
+                    "  - name: main\n"
+                    "    address: 127.0.0.1:@LISTEN@\n"
+                    "    routes:\n"
+                    "      - name: r\n"
+                    "        match: { path_prefix: / }\n"
+                    "        backends: [ { name: b1, cluster: c1, weight: 1 } ]\n"
+                    "clusters:\n"
+                    "  - name: c1\n"
+                    "    endpoints: [127.0.0.1:%d]\n",
+                    drain, e->port);
+}
+
+/* Waits for remora to exit after a drain; fails unless it exited 0. */
+static void assert_exit_0(th_remora_t *r, int64_t within_ms)
+{
+    ck_assert_msg(th_proc_wait(&r->proc, 0, within_ms), "remora still running after %lld ms",
+                  (long long)within_ms);
+    ck_assert_msg(WIFEXITED(r->proc.status) && WEXITSTATUS(r->proc.status) == 0,
+                  "remora exit status 0x%x, want exit 0", r->proc.status);
+}
+
+/*
+ * A request whose head is still arriving when the drain begins is in flight
+ * too: it is answered (Connection: close) before remora exits.
+ */
+START_TEST(test_drain_waits_for_a_head_still_arriving)
+{
+    th_echo_t e;
+    th_remora_t r;
+    th_conn_t c;
+    th_resp_t resp;
+    th_echo_start(&e, "half");
+    start_drainable(&r, &e, "5s");
+    it_open(&c, r.port);
+    const char *first = "GET /half HTTP/1.1\r\nHost: test\r\n";
+    it_send(&c, first, strlen(first));
+    th_sleep_ms(th_slack_ms(100)); /* remora has the first bytes */
+    ck_assert_int_eq(kill(r.proc.pid, SIGTERM), 0);
+    th_sleep_ms(th_slack_ms(300)); /* the drain has begun */
+    it_send(&c, "\r\n", 2);
+    int rc = th_http_read_response(&c, &resp, false);
+    ck_assert_msg(rc == 0, "the request begun before the drain: %s", strerror(-rc));
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert(th_resp_header_has_token(&resp, "connection", "close"));
+    th_resp_free(&resp);
+    th_conn_close(&c);
+    assert_exit_0(&r, th_slack_ms(3000));
+}
+
+END_TEST
+
+/*
+ * drain_timeout bounds the drain: a request still in flight when it passes
+ * is cut off, and remora exits 0 at the deadline, not when the request ends.
+ */
+START_TEST(test_drain_deadline_exits_0_with_a_request_in_flight)
+{
+    th_echo_t e;
+    th_remora_t r;
+    th_conn_t c;
+    th_echo_start(&e, "late");
+    start_drainable(&r, &e, "500ms");
+    it_open(&c, r.port);
+    const char *req = "GET /late HTTP/1.1\r\nHost: test\r\nx-echo-delay: 10s\r\n\r\n";
+    it_send(&c, req, strlen(req));
+    th_sleep_ms(th_slack_ms(200)); /* in flight upstream */
+    int64_t t0 = th_now_ms();
+    ck_assert_int_eq(kill(r.proc.pid, SIGTERM), 0);
+    assert_exit_0(&r, th_slack_ms(3000));
+    int64_t ms = th_now_ms() - t0;
+    ck_assert_msg(ms >= 400, "exited %lld ms after SIGTERM, before drain_timeout 500ms",
+                  (long long)ms);
+    /* The client sees its connection end, never a response that looks whole. */
+    th_resp_t resp;
+    int rc = th_http_read_response(&c, &resp, false);
+    ck_assert_msg(rc != 0, "got a response (%d) to a request cut off by the drain", resp.status);
+    th_resp_free(&resp);
+    th_conn_close(&c);
+}
+
+END_TEST
+
 Suite *suite_integration_drain(void)
 {
     Suite *s = suite_create("integration/drain");
     TCase *tc = it_tcase(s, "drain", 20);
     tcase_add_test(tc, test_drain_on_sigterm);
     tcase_add_test(tc, test_drain_on_admin_post);
+    tcase_add_test(tc, test_drain_waits_for_a_head_still_arriving);
+    tcase_add_test(tc, test_drain_deadline_exits_0_with_a_request_in_flight);
     return s;
 }
