@@ -134,13 +134,16 @@ static void main_g(void *arg)
     rt_wg_add(&wg, 20000);
     for (int i = 0; i < 20000; i++)
         EXPECT(rt_go(parker, gate) == RT_OK);
+    /* Bounded by time, not by rounds: under qemu, beside other tests, 20,000
+     * spawns took longer than 500 rounds of a 1 ms sleep. */
     rt_stats_t st;
-    for (int i = 0; i < 500; i++) {
+    rt_time_t until = rt_now() + 30 * RT_SEC;
+    do {
         rt_stats_read(&st);
         if (st.gs_waiting >= 20000)
             break;
         rt_sleep(RT_MSEC);
-    }
+    } while (rt_now() < until);
     EXPECT(st.gs_waiting >= 20000);
     rt_chan_close(gate);
     rt_wg_wait(&wg);

@@ -49,7 +49,7 @@ static int read_hook_log(const char *path, hook_line_t *out, int want)
     regex_t re;
     ck_assert_int_eq(regcomp(&re,
                              "^route=([^ ]+) backend=([^ ]*) status=([0-9]{3}) "
-                             "outcome=(ok|5xx|connect_failure|timeout|reset|local) "
+                             "outcome=(ok|5xx|connect_failure|timeout|reset|overloaded|local) "
                              "latency_us=([0-9]+)$",
                              REG_EXTENDED),
                      0);
@@ -152,13 +152,30 @@ START_TEST(test_filters_test_hooks_report_outcomes)
                     "        filters: [ " HOOKS
                     ", { fault: { abort: { percent: 100, status: 503 } } } ]\n"
                     "        backends: [ { name: live, cluster: live, weight: 1 } ]\n"
+                    "      - name: reset\n"
+                    "        match: { path_prefix: /reset }\n"
+                    "        filters: [ " HOOKS " ]\n"
+                    "        backends: [ { name: live, cluster: live, weight: 1 } ]\n"
+                    "      - name: hold\n"
+                    "        match: { path_prefix: /tight/hold }\n"
+                    "        filters: [ " HOOKS " ]\n"
+                    "        backends: [ { name: one, cluster: one, weight: 1 } ]\n"
+                    "      - name: tight\n"
+                    "        match: { path_prefix: /tight }\n"
+                    "        filters: [ " HOOKS " ]\n"
+                    "        backends: [ { name: one, cluster: one, weight: 1 } ]\n"
                     "clusters:\n"
                     "  - name: live\n"
                     "    endpoints: [127.0.0.1:%d]\n"
                     "  - name: dead\n"
                     "    endpoints: [127.0.0.1:%d]\n"
-                    "    connect_timeout: 1s\n",
-                    log, log, log, log, e.port, dead);
+                    "    connect_timeout: 1s\n"
+                    "  - name: one\n"
+                    "    endpoints: [127.0.0.1:%d]\n"
+                    "    max_connections: 1\n"
+                    "    max_pending: 1\n"
+                    "    pending_timeout: 0s\n",
+                    log, log, log, log, log, log, log, e.port, dead, e.port);
 #undef HOOKS
 
     static const struct {
@@ -169,15 +186,45 @@ START_TEST(test_filters_test_hooks_report_outcomes)
         {"/dead", "", "dead", "connect_failure", 502},
         {"/slow", "x-echo-delay: 2s\r\n", "slow", "timeout", 504},
         {"/local", "", "local", "local", 503},
+        /* Sent by hand below: the upstream resets after the head and 1000 body bytes. */
+        {"/reset", NULL, "reset", "reset", 200},
+        /* Sent by hand below: one request holds the only connection of cluster `one`, */
+        {"/tight/hold", NULL, "hold", "ok", 200},
+        /* and the next is refused at once (nobody may wait). */
+        {"/tight", NULL, "tight", "overloaded", 503},
     };
 
     enum { N = sizeof(want) / sizeof(want[0]) };
 
     for (int i = 0; i < N; i++) {
+        if (want[i].extra == NULL) {
+            continue;
+        }
         it_get(r.port, want[i].path, want[i].extra, &resp);
         ck_assert_int_eq(resp.status, want[i].status);
         th_resp_free(&resp);
     }
+    /* Reset mid-body: the client sees its connection end, however far it read. */
+    th_conn_t c;
+    it_open(&c, r.port);
+    const char *reset = "GET /reset HTTP/1.1\r\nHost: t\r\nx-echo-body-size: 100000\r\n"
+                        "x-echo-reset-after: 1000\r\n\r\n";
+    it_send(&c, reset, strlen(reset));
+    ck_assert_int_ne(th_http_read_response(&c, &resp, false), 0);
+    th_resp_free(&resp);
+    th_conn_close(&c);
+    /* Overloaded: one slow request holds the only connection, the next is refused at once. */
+    it_open(&c, r.port);
+    const char *hold = "GET /tight/hold HTTP/1.1\r\nHost: t\r\nx-echo-delay: 1s\r\n\r\n";
+    it_send(&c, hold, strlen(hold));
+    th_sleep_ms(th_slack_ms(200));
+    it_get(r.port, "/tight/refused", NULL, &resp);
+    it_assert_local_reply(&resp, 503, "overloaded");
+    th_resp_free(&resp);
+    ck_assert_int_eq(th_http_read_response(&c, &resp, false), 0);
+    ck_assert_int_eq(resp.status, 200);
+    th_resp_free(&resp);
+    th_conn_close(&c);
     hook_line_t lines[N];
     ck_assert_int_eq(read_hook_log(log, lines, N), N);
     /* on_complete may run after the response went out: match lines by route, not order. */
@@ -194,6 +241,8 @@ START_TEST(test_filters_test_hooks_report_outcomes)
                       h->outcome, want[i].status, want[i].outcome);
         if (strcmp(want[i].route, "dead") == 0) {
             ck_assert_str_eq(h->backend, "gone");
+        } else if (strcmp(want[i].route, "hold") == 0 || strcmp(want[i].route, "tight") == 0) {
+            ck_assert_str_eq(h->backend, "one");
         } else if (strcmp(want[i].route, "local") != 0) {
             ck_assert_str_eq(h->backend, "live");
         } /* answered before a backend was picked: the name may be empty */

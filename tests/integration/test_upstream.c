@@ -2,13 +2,19 @@
 /*
  * test_upstream.c - integration/upstream: upstream failures as the client
  * sees them (refused connect 502, route timeout 504, a reset mid-body never
- * looks complete), endpoints given by name, and the listener's own limits:
- * read timeout on a trickled head, idle timeout, max_connections.
+ * looks complete), retries on connect failures and resets, endpoints given
+ * by name, and the listener's own limits: read timeout on a trickled head,
+ * idle and write timeouts, max_connections.
  */
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <check.h>
 
@@ -156,7 +162,8 @@ static int count_ok(int port, int n)
     return ok;
 }
 
-static void start_half_dead(th_remora_t *r, int live_port, int dead_port, int attempts)
+static void start_half_dead_on(th_remora_t *r, int live_port, int dead_port, int attempts,
+                               const char *on)
 {
     th_remora_start(r,
                     "listeners:\n"
@@ -165,12 +172,17 @@ static void start_half_dead(th_remora_t *r, int live_port, int dead_port, int at
                     "    routes:\n"
                     "      - name: r\n"
                     "        match: { path_prefix: / }\n"
-                    "        retries: { attempts: %d, on: [connect_failure] }\n"
+                    "        retries: { attempts: %d, on: [%s] }\n"
                     "        backends: [ { name: b1, cluster: c1, weight: 1 } ]\n"
                     "clusters:\n"
                     "  - name: c1\n"
                     "    endpoints: [127.0.0.1:%d, 127.0.0.1:%d]\n",
-                    attempts, dead_port, live_port);
+                    attempts, on, dead_port, live_port);
+}
+
+static void start_half_dead(th_remora_t *r, int live_port, int dead_port, int attempts)
+{
+    start_half_dead_on(r, live_port, dead_port, attempts, "connect_failure");
 }
 
 START_TEST(test_upstream_retries_connect_failure_on_another_endpoint)
@@ -185,6 +197,73 @@ START_TEST(test_upstream_retries_connect_failure_on_another_endpoint)
     ck_assert_msg(ok >= 8 && ok <= 12, "without retries %d of 20 succeeded, want about half", ok);
     start_half_dead(&with, e.port, dead, 1);
     ck_assert_int_eq(count_ok(with.port, 20), 20);
+}
+
+END_TEST
+
+/* An upstream that accepts, waits for the request, and resets without a byte of answer. */
+typedef struct resetter {
+    int fd, port;
+    atomic_bool stop;
+    pthread_t thread;
+} resetter_t;
+
+static void *resetter_main(void *arg)
+{
+    resetter_t *rs = arg;
+    int64_t end = th_now_ms() + 30000;
+    while (!atomic_load(&rs->stop) && th_now_ms() < end) {
+        struct pollfd p = {.fd = rs->fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0) {
+            continue;
+        }
+        int c = accept(rs->fd, NULL, NULL);
+        if (c < 0) {
+            continue;
+        }
+        struct pollfd q = {.fd = c, .events = POLLIN};
+        (void)poll(&q, 1, 1000); /* the request has arrived */
+        struct linger now = {.l_onoff = 1, .l_linger = 0};
+        (void)setsockopt(c, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+        close(c);
+    }
+    return NULL;
+}
+
+static void resetter_start(resetter_t *rs)
+{
+    rs->fd = th_bind_loopback(&rs->port);
+    ck_assert_int_eq(listen(rs->fd, 64), 0);
+    atomic_init(&rs->stop, false);
+    ck_assert_int_eq(pthread_create(&rs->thread, NULL, resetter_main, rs), 0);
+}
+
+static void resetter_stop(resetter_t *rs)
+{
+    atomic_store(&rs->stop, true);
+    pthread_join(rs->thread, NULL);
+    close(rs->fd);
+}
+
+/*
+ * retries on reset: an endpoint that resets before answering gets every
+ * other request; with `retries: { attempts: 1, on: [reset] }` the request is
+ * sent again to the other endpoint and all succeed (GET: idempotent).
+ */
+START_TEST(test_upstream_retries_reset_on_another_endpoint)
+{
+    th_echo_t e;
+    th_remora_t with, without;
+    resetter_t rs;
+    th_echo_start(&e, "live");
+    resetter_start(&rs);
+    start_half_dead_on(&without, e.port, rs.port, 0, "reset");
+    int ok = count_ok(without.port, 20);
+    start_half_dead_on(&with, e.port, rs.port, 1, "reset");
+    int ok_with = count_ok(with.port, 20);
+    resetter_stop(&rs);
+    ck_assert_msg(ok >= 8 && ok <= 12, "without retries %d of 20 succeeded, want about half", ok);
+    ck_assert_int_eq(ok_with, 20);
 }
 
 END_TEST
@@ -330,6 +409,7 @@ Suite *suite_integration_upstream(void)
                         (int)(sizeof(reset_cases) / sizeof(reset_cases[0])));
     tcase_add_test(tc, test_upstream_endpoint_by_name);
     tcase_add_test(tc, test_upstream_retries_connect_failure_on_another_endpoint);
+    tcase_add_test(tc, test_upstream_retries_reset_on_another_endpoint);
     tc = it_tcase(s, "listener", 20);
     tcase_add_test(tc, test_upstream_read_timeout_cuts_trickled_head);
     tcase_add_test(tc, test_upstream_idle_timeout_closes_keepalive);
