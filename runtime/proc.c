@@ -125,10 +125,9 @@ rt_time_t rt_now(void)
  * read here against 30. It lags by up to its resolution plus the tick's own
  * jitter (4.5 ms measured with a 4 ms tick), so coarse + 2 resolutions is a
  * time at or after the precise now unless the tick itself was held up (a
- * stalled VM). Long timeouts (read, write, idle:
- * seconds) take it: never early, and late by at most two ticks, under 1/32
- * of the timeout. Zero until rt_run sets it, and where the tick is long:
- * then all is precise. */
+ * stalled VM). Long timeouts (read, write, idle: seconds) take it: never
+ * early, and late by at most two ticks, under 1/32 of the timeout. Zero
+ * until rt_run sets it, and where the tick is long: then all is precise. */
 static int64_t coarse_res;
 
 static void coarse_init(void)
