@@ -67,15 +67,11 @@ static bool new_connections_refused(int port)
     return false;
 }
 
-static void drain_and_check(bool via_admin)
+/* Starts remora with drain_timeout `drain` in front of `e`. */
+static void start_drainable(th_remora_t *r, const th_echo_t *e, const char *drain)
 {
-    th_echo_t e;
-    th_remora_t r;
-    th_conn_t slow, kept;
-    th_resp_t resp;
-    th_echo_start(&e, "drain");
-    th_remora_start(&r,
-                    "drain_timeout: 5s\n"
+    th_remora_start(r,
+                    "drain_timeout: %s\n"
                     "listeners:\n"
                     "  - name: main\n"
                     "    address: 127.0.0.1:@LISTEN@\n"
@@ -86,7 +82,26 @@ static void drain_and_check(bool via_admin)
                     "clusters:\n"
                     "  - name: c1\n"
                     "    endpoints: [127.0.0.1:%d]\n",
-                    e.port);
+                    drain, e->port);
+}
+
+/* Waits for remora to exit after a drain; fails unless it exited 0. */
+static void assert_exit_0(th_remora_t *r, int64_t within_ms)
+{
+    ck_assert_msg(th_proc_wait(&r->proc, 0, within_ms), "remora still running after %lld ms",
+                  (long long)within_ms);
+    ck_assert_msg(WIFEXITED(r->proc.status) && WEXITSTATUS(r->proc.status) == 0,
+                  "remora exit status 0x%x, want exit 0", r->proc.status);
+}
+
+static void drain_and_check(bool via_admin)
+{
+    th_echo_t e;
+    th_remora_t r;
+    th_conn_t slow, kept;
+    th_resp_t resp;
+    th_echo_start(&e, "drain");
+    start_drainable(&r, &e, "5s");
 
     it_open(&kept, r.port);
     it_roundtrip(&kept, "GET /kept HTTP/1.1\r\nHost: test\r\n\r\n", &resp);
@@ -161,33 +176,6 @@ START_TEST(test_drain_on_admin_post)
 }
 
 END_TEST
-
-/* Starts remora with drain_timeout `drain` in front of `e`. */
-static void start_drainable(th_remora_t *r, const th_echo_t *e, const char *drain)
-{
-    th_remora_start(r,
-                    "drain_timeout: %s\n"
-                    "listeners:\n"
-                    "  - name: main\n"
-                    "    address: 127.0.0.1:@LISTEN@\n"
-                    "    routes:\n"
-                    "      - name: r\n"
-                    "        match: { path_prefix: / }\n"
-                    "        backends: [ { name: b1, cluster: c1, weight: 1 } ]\n"
-                    "clusters:\n"
-                    "  - name: c1\n"
-                    "    endpoints: [127.0.0.1:%d]\n",
-                    drain, e->port);
-}
-
-/* Waits for remora to exit after a drain; fails unless it exited 0. */
-static void assert_exit_0(th_remora_t *r, int64_t within_ms)
-{
-    ck_assert_msg(th_proc_wait(&r->proc, 0, within_ms), "remora still running after %lld ms",
-                  (long long)within_ms);
-    ck_assert_msg(WIFEXITED(r->proc.status) && WEXITSTATUS(r->proc.status) == 0,
-                  "remora exit status 0x%x, want exit 0", r->proc.status);
-}
 
 /*
  * A request whose head is still arriving when the drain begins is in flight
