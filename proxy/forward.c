@@ -222,6 +222,28 @@ static body_result_t precheck_chunked(const char *data, size_t len, uint64_t lim
     return BODY_OK;
 }
 
+/* Answers a request whose body could not be relayed; the client connection closes after. */
+static void body_failed(exchange_t *x, body_result_t br)
+{
+    /* Unless the client is gone, it may still be sending: linger, so the answer is not lost. */
+    px_conn_close_after(x->c, br == BODY_CLIENT_GONE ? PX_CLOSE_FIN : PX_CLOSE_LINGER);
+    switch (br) {
+    case BODY_CLIENT_BAD:
+        fail(x, 400, PX_REASON_BAD_REQUEST, FLT_OUTCOME_LOCAL);
+        break;
+    case BODY_TOO_LARGE:
+        fail(x, 413, PX_REASON_BODY_TOO_LARGE, FLT_OUTCOME_LOCAL);
+        break;
+    case BODY_UPSTREAM_GONE:
+        fail(x, 502, PX_REASON_UPSTREAM_RESET, FLT_OUTCOME_RESET);
+        break;
+    case BODY_CLIENT_GONE:
+    case BODY_OK:
+        x->ctx->outcome = FLT_OUTCOME_LOCAL;
+        break;
+    }
+}
+
 /* ---- response head ---- */
 
 typedef enum head_result {
@@ -591,13 +613,7 @@ void px_forward(px_ctx_t *ctx)
         body_result_t pre = precheck_chunked(px_buf_head(&c->buf) + req->head_len, buffered,
                                              c->lv->limits.max_body_bytes);
         if (pre != BODY_OK) {
-            px_buf_consume(&c->buf, px_buf_len(&c->buf));
-            px_conn_close_after(c, PX_CLOSE_LINGER);
-            if (pre == BODY_CLIENT_BAD) {
-                fail(&x, 400, PX_REASON_BAD_REQUEST, FLT_OUTCOME_LOCAL);
-            } else {
-                fail(&x, 413, PX_REASON_BODY_TOO_LARGE, FLT_OUTCOME_LOCAL);
-            }
+            body_failed(&x, pre);
             ctx->req = NULL;
             return;
         }
@@ -683,16 +699,7 @@ void px_forward(px_ctx_t *ctx)
                     px_reset_on_close(x.up->nfd);
                 }
                 px_pool_release(x.up, false);
-                px_conn_close_after(c, br == BODY_CLIENT_GONE ? PX_CLOSE_FIN : PX_CLOSE_LINGER);
-                if (br == BODY_CLIENT_BAD) {
-                    fail(&x, 400, PX_REASON_BAD_REQUEST, FLT_OUTCOME_LOCAL);
-                } else if (br == BODY_TOO_LARGE) {
-                    fail(&x, 413, PX_REASON_BODY_TOO_LARGE, FLT_OUTCOME_LOCAL);
-                } else if (br == BODY_UPSTREAM_GONE) {
-                    fail(&x, 502, PX_REASON_UPSTREAM_RESET, FLT_OUTCOME_RESET);
-                } else {
-                    ctx->outcome = FLT_OUTCOME_LOCAL;
-                }
+                body_failed(&x, br);
                 goto out;
             }
         }

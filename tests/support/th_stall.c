@@ -18,6 +18,8 @@
 
 #include <check.h>
 
+#include "runtime/rt.h"
+
 #define TICK_NS 2000000L
 #define MAX_WITNESSES 64
 
@@ -33,13 +35,6 @@ struct th_stall_watch {
     int n;
     witness_t w[MAX_WITNESSES];
 };
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void *witness_main(void *arg)
 {
@@ -58,9 +53,9 @@ static void *witness_main(void *arg)
     (void)pthread_setschedparam(pthread_self(), SCHED_FIFO, &prio);
     const struct timespec tick = {0, TICK_NS};
     while (!atomic_load(&w->watch->stop)) {
-        int64_t t0 = mono_ns();
+        rt_time_t t0 = rt_now(); /* CLOCK_MONOTONIC; needs no runtime */
         nanosleep(&tick, NULL);
-        int64_t late = mono_ns() - t0 - TICK_NS;
+        int64_t late = rt_now() - t0 - TICK_NS;
         if (late > w->worst_ns) {
             w->worst_ns = late;
         }
